@@ -1,0 +1,176 @@
+"""
+### Veeam storage efficiency
+
+Scores every Veeam Backup & Replication backup job on how well its storage is
+reduced: deduplication, compression, trend, consistency and anomalies, weighted into
+an overall 0-100 score, a grade A-F and the storage and money it wastes against a
+good benchmark (2.5x dedup, 1.8x compression by default).
+
+Each run covers the `lookback_days` ending at the end of its day (the data interval),
+so a backfill of day D gives exactly the scorecard a scheduled run of day D gave.
+Per VBR server: **collect** (PowerShell over SSH, local `pwsh`, or a replayed JSON
+file) -> **validate** (the collector contract) -> **sufficient?** (jobs with
+`min_sessions` scorable sessions) -> **analyze** -> **optimize** -> **load**
+(PostgreSQL schema `feature3`, one transaction, upserts on natural keys).
+One server failing does not stop the others.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from veeam_efficiency.settings import AnalysisSettings, CollectionSettings, param_specs
+
+GROUP = "score_vbr_host"
+
+
+def _settings(params: dict[str, Any] | None = None) -> tuple[CollectionSettings, AnalysisSettings]:
+    """Params as validated settings; a bad combination fails the run without retries."""
+    from pydantic import ValidationError
+
+    try:
+        return CollectionSettings.model_validate(dict(params or {})), AnalysisSettings.model_validate(
+            dict(params or {})
+        )
+    except ValidationError as exc:
+        raise AirflowFailException(f"invalid Params: {exc}") from None
+
+
+def _window(params: dict[str, Any] | None = None, data_interval_end: datetime | None = None) -> Any:
+    from veeam_efficiency.window import analysis_window
+
+    return analysis_window(data_interval_end, int(params["lookback_days"]))
+
+
+@dag(
+    dag_id="veeam_storage_efficiency",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=4,
+    tags=["veeam", "backup", "storage-efficiency", "feature3"],
+    doc_md=__doc__,
+    params={
+        name: Param(**spec)
+        for name, spec in {**param_specs(CollectionSettings), **param_specs(AnalysisSettings)}.items()
+    },
+    default_args={
+        "owner": "backup-platform",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+    },
+)
+def veeam_storage_efficiency() -> None:
+    @task
+    def ensure_results_schema(params: dict[str, Any] | None = None) -> None:
+        """Create the `feature3` schema and tables if missing (idempotent), before any host loads."""
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from veeam_efficiency.storage import ensure_schema
+
+        collection, _ = _settings(params)
+        with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
+            ensure_schema(conn)
+
+    @task
+    def list_vbr_hosts(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
+        """The VBR servers (or replay files, one per server) this run collects from."""
+        from veeam_efficiency.collectors.replay import replay_files
+        from veeam_efficiency.contract import ContractError
+
+        collection, _ = _settings(params)
+        if collection.collector == "replay":
+            try:
+                return [
+                    {"vbr_host": path.stem, "replay_file": str(path)} for path in replay_files(collection.replay_path)
+                ]
+            except ContractError as exc:
+                raise AirflowFailException(str(exc)) from None
+        return [{"vbr_host": host} for host in collection.vbr_hosts or [""]]
+
+    @task(map_index_template="{{ vbr_host }}")
+    def collect(
+        target: dict[str, str], params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
+    ) -> str:
+        """Run the collector for one VBR server over the run's window; returns the contract JSON."""
+        from veeam_efficiency.collection import collect_document
+        from veeam_efficiency.collectors.errors import CollectorError
+        from veeam_efficiency.contract import ContractError
+
+        get_current_context()["vbr_host"] = target["vbr_host"] or "connection host"  # type: ignore[typeddict-unknown-key]
+        collection, _ = _settings(params)
+        try:
+            return collect_document(target, collection, _window(params, data_interval_end))
+        except ContractError as exc:
+            raise AirflowFailException(str(exc)) from None
+        except CollectorError as exc:
+            raise AirflowException(str(exc)) from None  # transient: retried with backoff
+
+    @task(retries=0)
+    def validate(
+        raw_document: str, params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
+    ) -> dict[str, Any]:
+        """Check the collector contract and keep the window's sessions, each with why it can't be scored."""
+        from veeam_efficiency import pipeline
+        from veeam_efficiency.contract import ContractError
+
+        _, settings = _settings(params)
+        try:
+            return pipeline.validate(raw_document, _window(params, data_interval_end), settings)
+        except ContractError as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    @task.branch
+    def sufficient(validated: dict[str, Any]) -> list[str]:
+        """Analyze only when some job has `min_sessions` scorable sessions; the history is loaded either way."""
+        from veeam_efficiency.pipeline import has_qualifying_jobs
+
+        if has_qualifying_jobs(validated):
+            return [f"{GROUP}.analyze", f"{GROUP}.load"]
+        return [f"{GROUP}.load"]
+
+    @task
+    def analyze(validated: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Score each qualifying job: the five component scores, overall, grade, trend, anomalies."""
+        from veeam_efficiency import pipeline
+
+        return pipeline.analyze(validated, _settings(params)[1])
+
+    @task
+    def optimize(analysis: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Add the storage and money each job wastes against the target dedup and compression."""
+        from veeam_efficiency import pipeline
+
+        return pipeline.optimize(analysis, _settings(params)[1])
+
+    @task(trigger_rule="none_failed")
+    def load(
+        validated: dict[str, Any], optimized: dict[str, Any] | None, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Write the session history and the scorecards in one transaction (upserts: re-runs are safe)."""
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from veeam_efficiency import pipeline
+
+        collection, _ = _settings(params)
+        with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
+            return pipeline.load(conn, validated, optimized)
+
+    @task_group(group_id=GROUP)
+    def score_vbr_host(target: dict[str, str]) -> None:
+        validated = validate(collect(target))
+        analysis = analyze(validated)
+        written = load(validated, optimize(analysis))
+        sufficient(validated) >> [analysis, written]
+
+    ensure_results_schema() >> score_vbr_host.expand(target=list_vbr_hosts())
+
+
+veeam_storage_efficiency()

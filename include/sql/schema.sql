@@ -1,0 +1,79 @@
+-- Results of the veeam_storage_efficiency DAG. Idempotent: run by the DAG's first task
+-- on every run, so a new database, a new column or a new index needs no manual step.
+CREATE SCHEMA IF NOT EXISTS feature3;
+
+-- One scorecard per job per day, plus one roll-up row per VBR host (job_id '*', scope 'host').
+CREATE TABLE IF NOT EXISTS feature3.metrics_storage_efficiency (
+    vbr_host                     text        NOT NULL,
+    job_id                       text        NOT NULL,
+    analysis_date                date        NOT NULL,
+    scope                        text        NOT NULL CHECK (scope IN ('job', 'host')),
+    job_name                     text        NOT NULL,
+    window_start                 timestamptz NOT NULL,
+    window_end                   timestamptz NOT NULL,
+    sessions_in_window           integer     NOT NULL,
+    sessions_scored              integer     NOT NULL,
+    sessions_excluded            integer     NOT NULL,
+    excluded_by_reason           jsonb       NOT NULL,
+    anomalous_sessions           integer     NOT NULL,
+    critical_anomalies           integer     NOT NULL,
+    data_scored_bytes            double precision NOT NULL,
+    dedup_factor                 double precision NOT NULL,
+    compression_factor           double precision NOT NULL,
+    combined_factor              double precision NOT NULL,
+    coefficient_of_variation     double precision,
+    dedup_score                  double precision NOT NULL,
+    compression_score            double precision NOT NULL,
+    trend_score                  double precision NOT NULL,
+    consistency_score            double precision NOT NULL,
+    anomaly_score                double precision NOT NULL,
+    overall_score                double precision NOT NULL,
+    grade                        char(1)     NOT NULL CHECK (grade IN ('A', 'B', 'C', 'D', 'F')),
+    efficiency_rating            text        NOT NULL,
+    trend_classification         text        NOT NULL,
+    trend_p_value                double precision,
+    trend_change                 double precision,
+    raw_daily_gb                 double precision NOT NULL,
+    current_daily_gb             double precision NOT NULL,
+    target_daily_gb              double precision NOT NULL,
+    optimization_potential_gb    double precision NOT NULL,
+    projected_monthly_savings_gb double precision NOT NULL,
+    annual_savings_usd           double precision NOT NULL,
+    quality_flags                jsonb       NOT NULL,
+    PRIMARY KEY (vbr_host, job_id, analysis_date)
+);
+CREATE INDEX IF NOT EXISTS metrics_storage_efficiency_date_idx
+    ON feature3.metrics_storage_efficiency (analysis_date);
+
+-- Every session a run collected, one row per (vbr_host, session_id), scored or not.
+CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
+    vbr_host               text        NOT NULL,
+    session_id             text        NOT NULL,
+    vbr_version            text        NOT NULL,
+    collected_at           timestamptz NOT NULL,
+    job_id                 text        NOT NULL,
+    job_name               text        NOT NULL,
+    job_type               text        NOT NULL,
+    algorithm              text        NOT NULL,
+    result                 text        NOT NULL,
+    is_retry               boolean     NOT NULL,
+    creation_time          timestamptz NOT NULL,
+    end_time               timestamptz,
+    data_size_bytes        bigint      NOT NULL,
+    backup_size_bytes      bigint      NOT NULL,
+    read_size_bytes        bigint      NOT NULL,
+    transferred_size_bytes bigint      NOT NULL,
+    dedup_ratio_raw        integer     NOT NULL,
+    compress_ratio_raw     integer     NOT NULL,
+    dedup_ratio            double precision,
+    compression_ratio      double precision,
+    combined_ratio         double precision,
+    excluded_reason        text,
+    is_anomaly             boolean     NOT NULL,
+    anomaly_score          double precision,
+    anomaly_reason         text,
+    analysis_date          date        NOT NULL,
+    PRIMARY KEY (vbr_host, session_id)
+);
+CREATE INDEX IF NOT EXISTS storage_efficiency_history_job_time_idx
+    ON feature3.storage_efficiency_history (vbr_host, job_id, creation_time);

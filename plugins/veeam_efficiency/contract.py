@@ -1,0 +1,162 @@
+"""The collector contract: the JSON document every collector (PowerShell, replay) emits.
+
+Validated with pydantic straight from the JSON text (``TypeAdapter.validate_json``), into
+plain dicts rather than model instances, so a million-session document costs no more
+memory than ``json.loads`` would. A document that breaks the contract raises
+:class:`ContractError`, whose message names the problem and the first offending record:
+that is a data error, and retrying the task will not fix it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, get_type_hints
+
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
+
+SCHEMA_VERSION = 1
+MAX_BIGINT = 2**63 - 1  # sizes are stored as PostgreSQL bigint
+MAX_INT = 2**31 - 1  # raw ratios are stored as PostgreSQL integer
+HOST_ROLLUP_JOB_ID = "*"  # job_id of the per-host roll-up scorecard; refused as a real job_id
+
+
+class ContractError(ValueError):
+    """Collector output that breaks the contract (a data error: do not retry)."""
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
+Bytes = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
+RawRatio = Annotated[int, Field(ge=0, le=MAX_INT)]
+_NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
+
+
+def _not_rollup_id(value: str) -> str:
+    if value == HOST_ROLLUP_JOB_ID:
+        raise ValueError(f"{HOST_ROLLUP_JOB_ID!r} is reserved for the per-host roll-up scorecard")
+    return value
+
+
+Text = Annotated[str, Field(max_length=10_000, pattern=_NO_NUL)]
+Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=_NO_NUL)]
+JobId = Annotated[Identifier, AfterValidator(_not_rollup_id)]
+
+
+_STRICT = ConfigDict(strict=True, extra="ignore")  # 96.0 or "96" is not a Veeam ratio
+
+
+class Session(TypedDict):
+    """One job session, with Veeam's own ``BackupStats`` and ``Progress`` figures."""
+
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+
+    session_id: Identifier
+    job_id: JobId
+    job_name: Text
+    job_type: Text
+    algorithm: Literal["Full", "Increment", "Synthetic"]
+    result: Literal["Success", "Warning", "Failed"]
+    is_retry: bool
+    creation_time: UtcTime
+    end_time: UtcTime | None
+    data_size_bytes: Bytes
+    backup_size_bytes: Bytes
+    read_size_bytes: Bytes
+    transferred_size_bytes: Bytes
+    dedup_ratio_raw: RawRatio
+    compress_ratio_raw: RawRatio
+
+
+class CollectorDocument(TypedDict):
+    """One VBR server's sessions for one window."""
+
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+
+    schema_version: Literal[1]
+    vbr_host: Annotated[str, Field(min_length=1, max_length=253, pattern=_NO_NUL)]
+    vbr_version: Text
+    collected_at: UtcTime
+    window_start: UtcTime
+    window_end: UtcTime
+    sessions: list[Session]
+
+
+DOCUMENT_FIELDS: tuple[str, ...] = tuple(get_type_hints(CollectorDocument))
+SESSION_FIELDS: tuple[str, ...] = tuple(get_type_hints(Session))
+
+_ADAPTER: TypeAdapter[CollectorDocument] = TypeAdapter(CollectorDocument)
+
+
+def parse_document(text: str | bytes) -> CollectorDocument:
+    """Validate collector output and return it with every time converted to UTC.
+
+    Raises
+    ------
+    ContractError
+        Not JSON, another ``schema_version``, a missing or mistyped field, a NUL
+        character in a text field, the roll-up job_id, or a window that ends before
+        it starts. The message names the problem and the first offending record.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig", errors="replace")
+    text = text.removeprefix("\ufeff")  # Windows PowerShell 5.1 writes a UTF-8 BOM
+    try:
+        document = _ADAPTER.validate_json(text)
+    except ValidationError as exc:
+        raise ContractError(_describe(exc, text)) from None
+    _check_document(document)
+    return document
+
+
+def _describe(exc: ValidationError, text: str | bytes) -> str:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        return f"collector output is not valid JSON: {first['msg']}"
+    if first["type"] == "json_type":
+        return "collector output is not a JSON object"
+    if any(error["loc"] == ("schema_version",) for error in errors):
+        found = _peek(text, ("schema_version",))
+        return f"unsupported schema_version {found!r}: this release reads version {SCHEMA_VERSION}"
+    return f"collector output breaks the contract ({len(errors)} problem(s)); first: {_locate(first, text)}"
+
+
+def _locate(error: Any, text: str | bytes) -> str:
+    loc = error["loc"]
+    detail = f"{error['msg']} (got {_short(error.get('input'))})"
+    if len(loc) >= 2 and loc[0] == "sessions" and isinstance(loc[1], int):
+        session_id = _peek(text, ("sessions", loc[1], "session_id"))
+        field = ".".join(str(part) for part in loc[2:]) or "the record"
+        return f"sessions[{loc[1]}] (session_id {session_id!r}): field {field!r}: {detail}"
+    if not loc:
+        return f"the document: {detail}"
+    return f"field {'.'.join(str(part) for part in loc)!r}: {detail}"
+
+
+def _peek(text: str | bytes, path: tuple[Any, ...]) -> Any:
+    """Best-effort look-up of a value in the raw JSON, for error messages only."""
+    try:
+        node: Any = json.loads(text)
+        for key in path:
+            node = node[key]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return node
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _check_document(document: CollectorDocument) -> None:
+    if document["window_end"] <= document["window_start"]:
+        raise ContractError(
+            f"field 'window_end': {document['window_end'].isoformat()} is not after "
+            f"window_start {document['window_start'].isoformat()}"
+        )

@@ -1,0 +1,146 @@
+"""From a validated collector document to the window's session table.
+
+Every session created in the window is kept (it is stored in the history table),
+each with the reason it cannot be scored, if any. Nothing is dropped silently: the
+only rows removed are repeats of a ``session_id`` (the history holds one row per
+session), and they are counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from veeam_efficiency.contract import SESSION_FIELDS
+
+if TYPE_CHECKING:
+    from veeam_efficiency.contract import CollectorDocument
+    from veeam_efficiency.settings import AnalysisSettings
+
+SIZE_COLUMNS = ("data_size_bytes", "backup_size_bytes", "read_size_bytes", "transferred_size_bytes")
+RATIO_COLUMNS = ("dedup_ratio_raw", "compress_ratio_raw")
+TIME_COLUMNS = ("creation_time", "end_time")
+TEXT_COLUMNS = ("session_id", "job_id", "job_name", "job_type", "algorithm", "result")
+FACTOR_COLUMNS = ("dedup_ratio", "compression_ratio", "combined_ratio")
+
+# Why a session is not scored, checked in this order; the first that applies is kept.
+EXCLUSION_REASONS = ("failed", "running", "no_data", "implausible_ratio")
+DUPLICATE = "duplicate_session_id"
+
+
+@dataclass(frozen=True)
+class WindowSessions:
+    """The sessions of one VBR host in one window, and what happened to each."""
+
+    vbr_host: str
+    vbr_version: str
+    collected_at: datetime
+    window_start: datetime
+    window_end: datetime
+    frame: pd.DataFrame
+    sessions_collected: int
+    duplicates_dropped: int
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def scorable(self) -> pd.DataFrame:
+        return self.frame[self.frame["excluded_reason"].isna()]
+
+
+def sessions_frame(sessions: list[Any]) -> pd.DataFrame:
+    """The contract's sessions as a typed table (UTC times, int64 sizes)."""
+    frame = pd.DataFrame.from_records(sessions, columns=list(SESSION_FIELDS))
+    for column in TIME_COLUMNS:
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    for column in (*SIZE_COLUMNS, *RATIO_COLUMNS):
+        frame[column] = frame[column].astype("int64")
+    frame["is_retry"] = frame["is_retry"].astype(bool)
+    for column in TEXT_COLUMNS:
+        frame[column] = frame[column].astype(object)
+    return frame
+
+
+def window_sessions(
+    document: CollectorDocument,
+    window_start: datetime,
+    window_end: datetime,
+    settings: AnalysisSettings,
+) -> WindowSessions:
+    """Keep the sessions created in ``[window_start, window_end)`` and say which can be scored."""
+    frame = sessions_frame(document["sessions"])
+    start, end = pd.Timestamp(window_start), pd.Timestamp(window_end)
+    frame = frame[(frame["creation_time"] >= start) & (frame["creation_time"] < end)]
+    duplicated = frame["session_id"].duplicated(keep="first")
+    frame = frame[~duplicated].sort_values(["creation_time", "session_id"], kind="stable")
+    frame = frame.reset_index(drop=True)
+    frame = add_factors(frame)
+    frame["excluded_reason"] = exclusion_reasons(frame, settings)
+    counts = frame["excluded_reason"].value_counts()
+    excluded = {reason: int(counts.get(reason, 0)) for reason in EXCLUSION_REASONS}
+    return WindowSessions(
+        vbr_host=document["vbr_host"],
+        vbr_version=document["vbr_version"],
+        collected_at=document["collected_at"],
+        window_start=window_start,
+        window_end=window_end,
+        frame=frame,
+        sessions_collected=len(document["sessions"]),
+        duplicates_dropped=int(duplicated.sum()),
+        excluded=excluded,
+    )
+
+
+def add_factors(frame: pd.DataFrame) -> pd.DataFrame:
+    """Veeam's raw percentages as the factors the console shows: ``100 / raw``; 0 means no data."""
+    dedup_raw = frame["dedup_ratio_raw"].to_numpy(dtype=float)
+    compress_raw = frame["compress_ratio_raw"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore"):
+        dedup = np.where(dedup_raw > 0, 100.0 / dedup_raw, np.nan)
+        compression = np.where(compress_raw > 0, 100.0 / compress_raw, np.nan)
+    return frame.assign(dedup_ratio=dedup, compression_ratio=compression, combined_ratio=dedup * compression)
+
+
+def exclusion_reasons(frame: pd.DataFrame, settings: AnalysisSettings) -> pd.Series:
+    """The first reason each session cannot be scored, or NaN when it can.
+
+    A factor outside ``[min_factor, max_factor]`` is implausible (real servers emit
+    ``CompressRatio`` 191073); tiny sessions with compression below 1x are real and kept.
+    """
+    in_range = [
+        frame[column].between(settings.min_factor, settings.max_factor)
+        for column in ("dedup_ratio", "compression_ratio")
+    ]
+    conditions = [
+        frame["result"].eq("Failed"),
+        frame["end_time"].isna(),
+        frame["data_size_bytes"].eq(0) | frame["dedup_ratio_raw"].eq(0) | frame["compress_ratio_raw"].eq(0),
+        ~(in_range[0] & in_range[1]),
+    ]
+    reasons = np.select(conditions, list(EXCLUSION_REASONS), default="")
+    return pd.Series(reasons, index=frame.index, dtype=object).replace("", np.nan)
+
+
+def job_sufficiency(scorable: pd.DataFrame, all_sessions: pd.DataFrame, min_sessions: int) -> pd.DataFrame:
+    """Per job: scorable sessions found against the ``min_sessions`` needed.
+
+    Jobs with sessions in the window but none scorable are listed too (found 0), so a
+    job whose every session failed is reported rather than silently absent.
+    """
+    found = scorable.groupby("job_id", sort=True).size()
+    names = latest_job_names(all_sessions)
+    table = pd.DataFrame({"job_name": names})
+    table["found"] = found.reindex(table.index, fill_value=0).astype(int)
+    table["needed"] = min_sessions
+    table["qualifies"] = table["found"] >= min_sessions
+    table.index.name = "job_id"
+    return table.reset_index()
+
+
+def latest_job_names(sessions: pd.DataFrame) -> pd.Series:
+    """A renamed job keeps its job_id; its scorecard shows the newest name."""
+    ordered = sessions.sort_values("creation_time", kind="stable")
+    return ordered.groupby("job_id", sort=True)["job_name"].last()

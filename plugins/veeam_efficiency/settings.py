@@ -1,0 +1,166 @@
+"""Run-time knobs of the analysis: one validated object, also the source of the DAG's Params.
+
+Every knob is a pydantic field with its bounds and a description a backup admin can
+read in the trigger form; :func:`param_specs` turns the fields into JSON-schema
+keywords for ``airflow.sdk.Param`` so the DAG and the analysis never disagree on a
+default. Rules a JSON schema cannot express (weights sum to 1, thresholds descend)
+are checked here and fail the run before anything is collected.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+COMPONENTS = ("dedup", "compression", "trend", "consistency", "anomaly")
+
+
+class AnalysisSettings(BaseModel):
+    """What a run scores against. Defaults are the product's specification."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    lookback_days: int = Field(
+        30, ge=1, le=730, description="Days of sessions a scorecard covers, ending at the end of the run's day."
+    )
+    min_sessions: int = Field(
+        30, ge=4, le=100_000, description="Scorable sessions a job needs in the window to get a scorecard."
+    )
+
+    weight_dedup: float = Field(0.30, ge=0, le=1, description="Weight of the deduplication score in the overall score.")
+    weight_compression: float = Field(0.25, ge=0, le=1, description="Weight of the compression score.")
+    weight_trend: float = Field(0.20, ge=0, le=1, description="Weight of the trend score.")
+    weight_consistency: float = Field(0.15, ge=0, le=1, description="Weight of the consistency score.")
+    weight_anomaly: float = Field(
+        0.10, ge=0, le=1, description="Weight of the anomaly score. The five weights must sum to 1."
+    )
+
+    grade_a_min: float = Field(85, ge=0, le=100, description="Lowest overall score graded A (and rated EXCELLENT).")
+    grade_b_min: float = Field(70, ge=0, le=100, description="Lowest overall score graded B (and rated GOOD).")
+    grade_c_min: float = Field(55, ge=0, le=100, description="Lowest overall score graded C (and rated FAIR).")
+    grade_d_min: float = Field(40, ge=0, le=100, description="Lowest overall score graded D; below is F.")
+
+    target_dedup_factor: float = Field(
+        2.5, gt=1, le=100, description="Deduplication factor a well-tuned job reaches (the 'good' benchmark)."
+    )
+    target_compression_factor: float = Field(
+        1.8, gt=1, le=100, description="Compression factor a well-tuned job reaches."
+    )
+    price_per_tb_usd: float = Field(
+        100.0, ge=0, le=1_000_000, description="What one TB of backup storage costs per month, in USD."
+    )
+
+    anomaly_method: Literal["robust", "zscore"] = Field(
+        "robust",
+        description="robust: median and MAD (x1.4826); zscore: mean and standard deviation, which a burst of anomalies can mask.",
+    )
+    anomaly_threshold: float = Field(
+        3.0, gt=0, le=20, description="Standard scores from the baseline that make a session anomalous."
+    )
+    anomaly_critical_drop: float = Field(
+        0.20, gt=0, lt=1, description="An anomaly this far below its baseline (0.20 = 20%) is critical."
+    )
+    min_baseline_sessions: int = Field(
+        5,
+        ge=3,
+        le=1000,
+        description="Sessions of one kind (Full, Increment, Synthetic) a job needs before its sessions are judged against them.",
+    )
+    trend_p_value: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Significance level of the Welch t-test between the older and newer half of the window.",
+    )
+    trend_min_change: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="Relative change of the mean combined factor (0.05 = 5%) a significant trend must exceed.",
+    )
+    high_variance_cv: float = Field(
+        0.25,
+        gt=0,
+        le=10,
+        description="Coefficient of variation of the combined factor above which HIGH_VARIANCE is flagged.",
+    )
+    min_factor: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="Smallest plausible dedup or compression factor; sessions outside [min, max] are not scored.",
+    )
+    max_factor: float = Field(100.0, gt=1, le=10_000, description="Largest plausible dedup or compression factor.")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> AnalysisSettings:
+        total = sum(self.weights.values())
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            shown = ", ".join(f"{name}={value:g}" for name, value in self.weights.items())
+            raise ValueError(f"the five score weights must sum to 1, got {total:g} ({shown})")
+        grades = [self.grade_a_min, self.grade_b_min, self.grade_c_min, self.grade_d_min]
+        if grades != sorted(grades, reverse=True):
+            raise ValueError(f"grade thresholds must descend A > B > C > D, got {grades}")
+        return self
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {name: getattr(self, f"weight_{name}") for name in COMPONENTS}
+
+
+def param_specs(model: type[BaseModel] = AnalysisSettings) -> dict[str, dict[str, Any]]:
+    """JSON-schema keywords per field, ready for ``Param(**spec)`` in the DAG."""
+    keywords = (
+        "type", "items", "enum", "description", "title",
+        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "maxItems",
+    )  # fmt: skip
+    specs: dict[str, dict[str, Any]] = {}
+    for name, prop in model.model_json_schema()["properties"].items():
+        spec = {key: prop[key] for key in keywords if key in prop}
+        spec["default"] = model.model_fields[name].get_default(call_default_factory=True)
+        specs[name] = spec
+    return specs
+
+
+class CollectionSettings(BaseModel):
+    """Where the sessions come from and where the results go."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    collector: Literal["replay", "ssh", "local"] = Field(
+        "replay",
+        description="replay: read collector JSON files from the replay directory; ssh: run the PowerShell "
+        "collector on each VBR host over SSH; local: run it with pwsh on this worker (a worker on the VBR server).",
+    )
+    replay_path: str = Field(
+        "",
+        max_length=1024,
+        description="replay only: a collector JSON file, or a directory of them (one per VBR host), relative to "
+        "the replay directory (env VEEAM_REPLAY_DIR). Empty: the whole replay directory.",
+    )
+    vbr_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=500,
+        description="ssh: VBR servers to collect from, each reached through the SSH connection (its host is "
+        "replaced by the name here). Empty: the connection's own host. local: a label for this server.",
+    )
+    job_names: list[str] = Field(
+        default_factory=list, max_length=10_000, description="Only these VBR jobs (exact names). Empty: every job."
+    )
+    ssh_conn_id: str = Field(
+        "vbr_ssh", min_length=1, max_length=250, description="Airflow SSH connection to the VBR host(s)."
+    )
+    postgres_conn_id: str = Field(
+        "postgres_default", min_length=1, max_length=250, description="Airflow connection of the results database."
+    )
+    pwsh_path: str = Field(
+        "pwsh",
+        min_length=1,
+        max_length=260,
+        description="PowerShell executable: pwsh (PowerShell 7, VBR 13) or powershell.exe (Windows PowerShell 5.1, VBR 12).",
+    )
+    collector_timeout_minutes: int = Field(
+        30, ge=1, le=720, description="How long the collector may run on one VBR host before the attempt fails."
+    )

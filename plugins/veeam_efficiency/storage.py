@@ -1,0 +1,156 @@
+"""Everything the DAG says to PostgreSQL: the schema, and one all-or-nothing write per run.
+
+A run's rows are streamed with ``COPY`` into temporary tables and merged with
+``INSERT ... ON CONFLICT`` on the natural keys, in one transaction under an advisory
+lock per VBR host: re-running a day, a backfill, or two runs of the same day at once
+leave the same rows, never duplicates or half a run. Statements are composed with
+``psycopg.sql`` from the column lists below (identifiers quoted by psycopg, values
+always bound), so the tables and the writer cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from psycopg import sql
+
+SCHEMA = "feature3"
+SCORECARDS = "metrics_storage_efficiency"
+HISTORY = "storage_efficiency_history"
+SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "schema.sql"
+
+# column -> kind: "text", "int", "float", "bool", "time", "date", "json"
+SCORECARD_COLUMNS: dict[str, str] = {
+    "vbr_host": "text", "job_id": "text", "analysis_date": "date", "scope": "text", "job_name": "text",
+    "window_start": "time", "window_end": "time",
+    "sessions_in_window": "int", "sessions_scored": "int", "sessions_excluded": "int",
+    "excluded_by_reason": "json", "anomalous_sessions": "int", "critical_anomalies": "int",
+    "data_scored_bytes": "float", "dedup_factor": "float", "compression_factor": "float",
+    "combined_factor": "float", "coefficient_of_variation": "float",
+    "dedup_score": "float", "compression_score": "float", "trend_score": "float",
+    "consistency_score": "float", "anomaly_score": "float", "overall_score": "float",
+    "grade": "text", "efficiency_rating": "text", "trend_classification": "text",
+    "trend_p_value": "float", "trend_change": "float",
+    "raw_daily_gb": "float", "current_daily_gb": "float", "target_daily_gb": "float",
+    "optimization_potential_gb": "float", "projected_monthly_savings_gb": "float",
+    "annual_savings_usd": "float", "quality_flags": "json",
+}  # fmt: skip
+SCORECARD_KEY = ("vbr_host", "job_id", "analysis_date")
+
+HISTORY_COLUMNS: dict[str, str] = {
+    "vbr_host": "text", "session_id": "text", "vbr_version": "text", "collected_at": "time",
+    "job_id": "text", "job_name": "text", "job_type": "text", "algorithm": "text", "result": "text",
+    "is_retry": "bool", "creation_time": "time", "end_time": "time",
+    "data_size_bytes": "int", "backup_size_bytes": "int", "read_size_bytes": "int",
+    "transferred_size_bytes": "int", "dedup_ratio_raw": "int", "compress_ratio_raw": "int",
+    "dedup_ratio": "float", "compression_ratio": "float", "combined_ratio": "float",
+    "excluded_reason": "text", "is_anomaly": "bool", "anomaly_score": "float", "anomaly_reason": "text",
+    "analysis_date": "date",
+}  # fmt: skip
+HISTORY_KEY = ("vbr_host", "session_id")
+
+
+def ensure_schema(conn: Any) -> None:
+    """Create the ``feature3`` schema and tables if they are missing (idempotent DDL)."""
+    with conn.cursor() as cur:
+        cur.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
+    conn.commit()
+
+
+def write_run(
+    conn: Any, *, vbr_host: str, analysis_date: date, history: pd.DataFrame, scorecards: pd.DataFrame
+) -> dict[str, int]:
+    """Write one host's day in a single transaction: history upserted, scorecards replaced.
+
+    Scorecards of that host and day that this run no longer produces (a job that fell
+    below ``min_sessions`` on a re-run) are deleted, so the table always says what the
+    latest run of the day found. Returns the row counts written.
+    """
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{SCHEMA}:{vbr_host}",))
+            history_rows = _merge(cur, HISTORY, HISTORY_COLUMNS, HISTORY_KEY, history)
+            scorecard_rows = _merge(cur, SCORECARDS, SCORECARD_COLUMNS, SCORECARD_KEY, scorecards)
+            cur.execute(
+                sql.SQL(
+                    "DELETE FROM {table} AS t WHERE t.vbr_host = %s AND t.analysis_date = %s "
+                    "AND NOT EXISTS (SELECT 1 FROM {staged} AS s WHERE s.job_id = t.job_id)"
+                ).format(table=sql.Identifier(SCHEMA, SCORECARDS), staged=sql.Identifier(f"staged_{SCORECARDS}")),
+                (vbr_host, analysis_date),
+            )
+            stale = cur.rowcount
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return {"history_rows": history_rows, "scorecard_rows": scorecard_rows, "stale_scorecards_deleted": stale}
+
+
+def _merge(cur: Any, table: str, columns: dict[str, str], key: tuple[str, ...], frame: pd.DataFrame) -> int:
+    """COPY ``frame`` into a temporary table, then upsert it into ``feature3.<table>``."""
+    staged = sql.Identifier(f"staged_{table}")
+    target = sql.Identifier(SCHEMA, table)
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    cur.execute(
+        sql.SQL("CREATE TEMP TABLE {staged} (LIKE {target}) ON COMMIT DROP").format(staged=staged, target=target)
+    )
+    with cur.copy(sql.SQL("COPY {staged} ({names}) FROM STDIN").format(staged=staged, names=names)) as copy:
+        for chunk in copy_text_chunks(frame, columns):
+            copy.write(chunk)
+    updates = sql.SQL(", ").join(
+        sql.SQL("{col} = EXCLUDED.{col}").format(col=sql.Identifier(name)) for name in columns if name not in key
+    )
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {target} ({names}) SELECT {names} FROM {staged} "
+            "ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        ).format(
+            target=target, names=names, staged=staged,
+            key=sql.SQL(", ").join(map(sql.Identifier, key)), updates=updates,
+        )
+    )  # fmt: skip
+    return int(cur.rowcount)
+
+
+def copy_text_chunks(frame: pd.DataFrame, columns: dict[str, str], rows: int = 100_000) -> Any:
+    """Yield ``frame`` in PostgreSQL's COPY text format, ``rows`` at a time.
+
+    Written by hand because pandas' CSV writer cannot tell NULL from an empty string
+    (a job may have an empty name); the text format can (``\\N``), and each column
+    is converted as a whole, never row by row.
+    """
+    for start in range(0, len(frame), rows):
+        part = frame.iloc[start : start + rows]
+        fields = [_copy_field(part[name], kind) for name, kind in columns.items()]
+        lines = fields[0].str.cat(fields[1:], sep="\t")
+        yield "\n".join(lines.tolist()) + "\n"
+
+
+_ESCAPES = (("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+
+
+def _copy_field(values: pd.Series, kind: str) -> pd.Series:
+    missing = values.isna().to_numpy()
+    if kind == "bool":
+        text = pd.Series(np.where(values.astype(bool), "t", "f"), index=values.index, dtype=object)
+    elif kind == "int":
+        text = values.astype("Int64").astype(str)
+    elif kind == "float":
+        text = values.astype(float).astype(str)
+    elif kind == "time":
+        text = pd.to_datetime(values, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    elif kind == "date":
+        text = values.astype(str)
+    elif kind == "json":
+        text = values.map(json.dumps, na_action="ignore")
+    else:
+        text = values.astype(object).astype(str)
+    if kind in ("text", "json"):
+        for raw, escaped in _ESCAPES:
+            text = text.str.replace(raw, escaped, regex=False)
+    return text.astype(object).where(~missing, "\\N")

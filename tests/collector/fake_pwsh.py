@@ -1,0 +1,104 @@
+"""A stand-in for ``pwsh`` that the tests install (with a shebang) as an executable.
+
+It checks the command line the collectors build, records it, and then behaves as the
+control file next to it says (``<this file>.control.json``): replay the recorded
+document, fail, hang, print truncated JSON or nothing, or reset its SSH connection.
+Standard library only: it also runs under the test sshd, with a bare environment.
+"""
+
+import base64
+import json
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def fail(message, code=64):
+    sys.stderr.write(f"fake pwsh: {message}\n")
+    sys.exit(code)
+
+
+def parse_arguments(argv):
+    """Mirror of the script's param() block; returns (script path, from, to, job names)."""
+    if argv[:3] != ["-NoProfile", "-NonInteractive", "-File"] or len(argv) < 4:
+        fail(f"expected -NoProfile -NonInteractive -File <script>, got {argv!r}")
+    script = Path(argv[3])
+    if script.suffix != ".ps1" or not script.is_file():
+        fail(f"-File {argv[3]!r} is not an existing .ps1 file (cwd {os.getcwd()})")
+    rest = argv[4:]
+    if len(rest) not in (4, 6) or rest[0] != "-From" or rest[2] != "-To":
+        fail(f"expected -From <ISO> -To <ISO> [-JobNameBase64 <b64>], got {rest!r}")
+    for value in (rest[1], rest[3]):
+        if not ISO_UTC.fullmatch(value):
+            fail(f"{value!r} is not YYYY-MM-DDTHH:MM:SSZ")
+    names = None
+    if len(rest) == 6:
+        if rest[4] != "-JobNameBase64":
+            fail(f"unexpected argument {rest[4]!r}")
+        names = json.loads(base64.b64decode(rest[5], validate=True).decode("utf-8"))
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            fail(f"-JobNameBase64 does not decode to a JSON array of strings: {names!r}")
+    return script, rest[1], rest[3], names
+
+
+def sshd_ancestor():
+    """The nearest ancestor process named sshd: this command's SSH session."""
+    pid = os.getppid()
+    while pid > 1:
+        if Path(f"/proc/{pid}/comm").read_text().strip().startswith("sshd"):
+            return pid
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    fail("no sshd ancestor to reset", 70)
+
+
+def wait_for_orphaning(limit_s=30):
+    """Hang, but leave as soon as whoever started us is gone (no stray processes)."""
+    parent = os.getppid()
+    deadline = time.monotonic() + limit_s
+    while os.getppid() == parent and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def main():
+    control = json.loads(Path(__file__ + ".control.json").read_text())
+    record = {"argv": sys.argv[1:], "cwd": os.getcwd()}
+    Path(control["record"]).write_text(json.dumps(record))
+    script, window_from, window_to, names = parse_arguments(sys.argv[1:])
+    record.update(script_text=script.read_text(), window=[window_from, window_to], job_names=names)
+    Path(control["record"]).write_text(json.dumps(record))
+
+    document = Path(control["fixture"]).read_bytes()
+    mode = control["mode"]
+    out = sys.stdout.buffer
+    if mode == "replay":
+        out.write(document)
+    elif mode == "fail":
+        for number in range(1, control.get("stderr_lines", 30) + 1):
+            sys.stderr.write(f"Get-VBRBackupSession: failure line {number}\n")
+        sys.exit(control.get("exit_code", 3))
+    elif mode == "hang":
+        sys.stderr.write("collector started, now hanging\n")
+        sys.stderr.flush()
+        wait_for_orphaning()
+    elif mode == "truncated":
+        out.write(document[: len(document) // 2])
+    elif mode == "not_object":
+        out.write(b"[1, 2, 3]\n")
+    elif mode == "empty":
+        sys.stderr.write("WARNING: no sessions found\n")
+    elif mode == "reset":
+        out.write(document[:100])
+        out.flush()
+        os.kill(sshd_ancestor(), signal.SIGKILL)
+        wait_for_orphaning()
+    else:
+        fail(f"unknown mode {mode!r}", 70)
+
+
+if __name__ == "__main__":
+    main()
