@@ -127,7 +127,7 @@ def veeam_storage_efficiency() -> None:
         except ContractError as exc:
             raise AirflowFailException(str(exc)) from None
 
-    @task.branch
+    @task.branch(retries=0)
     def sufficient(validated: dict[str, Any]) -> list[str]:
         """Analyze only when some job has `min_sessions` scorable sessions; the history is loaded either way."""
         from veeam_efficiency.pipeline import has_qualifying_jobs
@@ -136,14 +136,20 @@ def veeam_storage_efficiency() -> None:
             return [f"{GROUP}.analyze", f"{GROUP}.load"]
         return [f"{GROUP}.load"]
 
-    @task
+    @task(retries=0)  # deterministic: a retry would fail the same way
     def analyze(validated: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Score each qualifying job: the five component scores, overall, grade, trend, anomalies."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from veeam_efficiency import pipeline
 
+        # The branch's skip can miss a mapped task instance that is expanded after it
+        # (seen on Airflow 3.3 in mapped task groups), so the condition is checked here too.
+        if not validated["qualifying_job_ids"]:
+            raise AirflowSkipException("no job has enough scorable sessions in the window")
         return pipeline.analyze(validated, _settings(params)[1])
 
-    @task
+    @task(retries=0)
     def optimize(analysis: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Add the storage and money each job wastes against the target dedup and compression."""
         from veeam_efficiency import pipeline

@@ -27,7 +27,10 @@ class ContractError(ValueError):
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 1-9999 once converted to UTC") from None
 
 
 UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
@@ -103,7 +106,10 @@ def parse_document(text: str | bytes) -> CollectorDocument:
         it starts. The message names the problem and the first offending record.
     """
     if isinstance(text, bytes):
-        text = text.decode("utf-8-sig", errors="replace")
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ContractError(f"collector output is not UTF-8: {exc}") from None
     text = text.removeprefix("\ufeff")  # Windows PowerShell 5.1 writes a UTF-8 BOM
     try:
         document = _ADAPTER.validate_json(text)
@@ -118,8 +124,6 @@ def _describe(exc: ValidationError, text: str | bytes) -> str:
     first = errors[0]
     if first["type"] == "json_invalid":
         return f"collector output is not valid JSON: {first['msg']}"
-    if first["type"] == "json_type":
-        return "collector output is not a JSON object"
     if any(error["loc"] == ("schema_version",) for error in errors):
         found = _peek(text, ("schema_version",))
         return f"unsupported schema_version {found!r}: this release reads version {SCHEMA_VERSION}"
@@ -132,7 +136,7 @@ def _locate(error: Any, text: str | bytes) -> str:
     if len(loc) >= 2 and loc[0] == "sessions" and isinstance(loc[1], int):
         session_id = _peek(text, ("sessions", loc[1], "session_id"))
         field = ".".join(str(part) for part in loc[2:]) or "the record"
-        return f"sessions[{loc[1]}] (session_id {session_id!r}): field {field!r}: {detail}"
+        return f"sessions[{loc[1]}] (session_id {_short(session_id)}): field {field!r}: {detail}"
     if not loc:
         return f"the document: {detail}"
     return f"field {'.'.join(str(part) for part in loc)!r}: {detail}"

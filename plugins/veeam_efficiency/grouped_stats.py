@@ -37,6 +37,8 @@ def welch_trend(frame: pd.DataFrame, by: str | Sequence[str], value: str, order:
     size = grouped[value].transform("size")
     half = np.where(position < size // 2, "older", "newer")
     moments = ordered.groupby([*keys, half], sort=False)[value].agg(["mean", "std", "count"]).unstack()
+    # a half no group has (one session each, or no sessions) is still a column, of NaN
+    moments = moments.reindex(columns=pd.MultiIndex.from_product([("mean", "std", "count"), ("older", "newer")]))
     older = {name: moments[(name, "older")].to_numpy(dtype=float) for name in ("mean", "std", "count")}
     newer = {name: moments[(name, "newer")].to_numpy(dtype=float) for name in ("mean", "std", "count")}
     with np.errstate(divide="ignore", invalid="ignore"):

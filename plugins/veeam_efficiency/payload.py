@@ -22,7 +22,8 @@ def to_columns(frame: pd.DataFrame, kinds: dict[str, str]) -> dict[str, list[Any
             text = pd.to_datetime(values, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             out[name] = text.astype(object).where(values.notna(), None).tolist()
         elif kind == "date":
-            out[name] = values.astype(str).tolist()
+            text = pd.to_datetime(values).dt.strftime("%Y-%m-%d")
+            out[name] = text.astype(object).where(values.notna(), None).tolist()
         else:
             out[name] = values.astype(object).where(values.notna(), None).tolist()
     return out

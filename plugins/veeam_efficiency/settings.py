@@ -9,6 +9,7 @@ are checked here and fail the run before anything is collected.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Literal
 
@@ -101,7 +102,7 @@ class AnalysisSettings(BaseModel):
             shown = ", ".join(f"{name}={value:g}" for name, value in self.weights.items())
             raise ValueError(f"the five score weights must sum to 1, got {total:g} ({shown})")
         grades = [self.grade_a_min, self.grade_b_min, self.grade_c_min, self.grade_d_min]
-        if grades != sorted(grades, reverse=True):
+        if any(high <= low for high, low in itertools.pairwise(grades)):
             raise ValueError(f"grade thresholds must descend A > B > C > D, got {grades}")
         return self
 

@@ -1,0 +1,374 @@
+"""Benchmark of the veeam_efficiency package: ``python -m bench [--quick] [--only ...] [--out bench/RESULTS.md]``.
+
+Every measurement runs in a fresh interpreter (bench.*_worker) on documents written
+beforehand by ``veeam_efficiency.synthetic`` in another one, so neither generation nor
+an earlier size counts in a timing or a peak RSS. Results go to a markdown file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import dag_parse
+from bench.common import DAGS, PLUGINS, REPO, SERVER_DSN, drop_database, new_database, run_worker, write_generated
+
+GIB_KIB = 2**20
+ANALYSIS_SIZES = [(10_000, 100), (100_000, 1_000), (1_000_000, 10_000)]
+LOAD_SIZES = [(100_000, 1_000), (1_000_000, 10_000)]
+E2E_SIZE = (100_000, 1_000)
+QUICK = {"analysis": [(10_000, 100), (100_000, 1_000)], "load": [(10_000, 100)], "e2e": (5_000, 50), "parse_runs": 3}
+SECTIONS = ("analysis", "load", "parse", "e2e")
+
+
+def machine() -> dict[str, str]:
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    import numpy
+    import pandas
+    import psycopg
+
+    with psycopg.connect(f"{SERVER_DSN}/postgres") as conn:
+        server = conn.execute("SHOW server_version").fetchone()[0]
+    airflow = subprocess.run(
+        [sys.executable, "-c", "import importlib.metadata as m; print(m.version('apache-airflow'))"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    return {
+        "cpu": cpu,
+        "nproc": str(os.cpu_count()),
+        "ram": f"{int(meminfo['MemTotal'].split()[0]) / GIB_KIB:.1f} GiB",
+        "python": platform.python_version(),
+        "pandas": pandas.__version__,
+        "numpy": numpy.__version__,
+        "psycopg": psycopg.__version__,
+        "airflow": airflow,
+        "postgresql": server,
+    }
+
+
+def verdict(ok: bool, text: str) -> str:
+    return f"**{'PASS' if ok else 'MISS'}** {text}"
+
+
+def run_analysis(sizes: list[tuple[int, int]], docs: Path) -> list[dict[str, Any]]:
+    out = []
+    for sessions, jobs in sizes:
+        doc = write_generated(docs / f"bench_{sessions}.json", sessions, jobs)
+        print(f"analysis {sessions:,} sessions / {jobs:,} jobs ...", flush=True)
+        args = [str(doc)] + (["--profile"] if (sessions, jobs) == sizes[-1] else [])
+        out.append({"sessions": sessions, "jobs_generated": jobs, **run_worker("analysis_worker", args)})
+    return out
+
+
+def run_load(sizes: list[tuple[int, int]], docs: Path, home: str) -> list[dict[str, Any]]:
+    out = []
+    for sessions, jobs in sizes:
+        doc = write_generated(docs / f"bench_{sessions}.json", sessions, jobs)
+        print(f"load {sessions:,} sessions ...", flush=True)
+        args = [str(doc)] + (["--profile"] if (sessions, jobs) == sizes[-1] else [])
+        env = {"AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+        out.append({"sessions": sessions, **run_worker("load_worker", args, env=env)})
+    return out
+
+
+def run_e2e(size: tuple[int, int], docs: Path, home: str) -> dict[str, Any]:
+    sessions, jobs = size
+    replay = docs / "replay"
+    replay.mkdir(exist_ok=True)
+    write_generated(replay / "vbr-bench.json", sessions, jobs)
+    meta, meta_dsn = new_database("veeam_bench_meta")
+    results, results_dsn = new_database()
+    env = {
+        "AIRFLOW_HOME": home,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_dsn.replace("postgresql://", "postgresql+psycopg://"),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(Path(home) / "logs"),
+        "AIRFLOW_CONN_POSTGRES_DEFAULT": results_dsn,
+        "VEEAM_REPLAY_DIR": str(replay),
+    }
+    try:
+        print("e2e: airflow db migrate ...", flush=True)
+        start = time.perf_counter()
+        migrate = subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+        if migrate.returncode != 0:
+            return {"error": f"airflow db migrate failed: {migrate.stderr[-2000:]}"}
+        migrate_s = time.perf_counter() - start
+        print(f"e2e: dag.test over {sessions:,} sessions ...", flush=True)
+        try:
+            result = run_worker("e2e_worker", [], env=env, timeout=1800)
+        except RuntimeError as exc:
+            return {"error": str(exc)[-3000:], "sessions": sessions, "jobs": jobs}
+        import psycopg
+
+        with psycopg.connect(results_dsn) as conn:
+            counts = {
+                table: conn.execute(f"SELECT count(*) FROM feature3.{table}").fetchone()[0]
+                for table in ("storage_efficiency_history", "metrics_storage_efficiency")
+            }
+        return {"sessions": sessions, "jobs": jobs, "migrate_s": migrate_s, "rows": counts, **result}
+    finally:
+        drop_database(results)
+        drop_database(meta)
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds:.3f} s" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:,.0f} MiB"
+
+
+def profile_table(profile: dict[str, Any], rows: int = 10) -> list[str]:
+    lines = [
+        f"Profiled total {profile['total_s']} s (cProfile adds overhead). Hot spots by own time, "
+        "each attributed to the package functions whose calls cost it:",
+        "",
+        "| function (own time) | calls | own s | share | caused by (package function: s) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in profile["by_own_time"][:rows]:
+        causes = "; ".join(f"`{name.split('/')[-1]}` {t}" for name, t in row["caused_by"].items())
+        lines.append(
+            f"| `{row['function']}` | {row['calls']} | {row['tottime_s']} | {row['share_own']:.0%} | {causes} |"
+        )
+    lines += [
+        "",
+        "Package functions by cumulative time:",
+        "",
+        "| function | calls | cum s | share |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in profile["package_by_cumulative"][:14]:
+        lines.append(f"| `{row['function']}` | {row['calls']} | {row['cumtime_s']} | {row['share_cum']:.0%} |")
+    return lines
+
+
+def report(results: dict[str, Any], command: str, started: datetime, elapsed: float) -> str:
+    env = results["machine"]
+    lines = [
+        "# veeam_efficiency benchmark",
+        "",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC (took {elapsed / 60:.1f} min)",
+        f"- Command: `{command}` (from the repository root)",
+        f"- Machine: {env['cpu']}, nproc {env['nproc']}, RAM {env['ram']}",
+        f"- Python {env['python']}, pandas {env['pandas']}, numpy {env['numpy']}, psycopg {env['psycopg']}, "
+        f"Airflow {env['airflow']}, PostgreSQL {env['postgresql']} (local, 127.0.0.1)",
+        "- Data: `veeam_efficiency.synthetic.generate_document`, seed fixed, a 30-day window "
+        "(2026-10-28..2026-11-27), analysed with lookback_days=30 and the default settings.",
+        "",
+    ]
+    targets: list[str] = []
+    if "analysis" in results:
+        rows = results["analysis"]
+        lines += [
+            "## Analysis (window_sessions + job_sufficiency + score_window + add_optimization_potential)",
+            "",
+            "Each size in a fresh interpreter, on a document already parsed by `contract.parse_document` "
+            "(timed apart: it is not part of the 10 s target). *RSS before* is the process after parsing, "
+            "holding the parsed document the analysis reads; *analysis peak* is `ru_maxrss` read at the end, "
+            "after resetting the peak once parsing was done (`/proc/self/clear_refs` 5); *process peak* "
+            "includes parsing (the DAG's `validate` task parses and runs window_sessions in one process).",
+            "",
+            "| sessions / jobs | in window | scorecards | parse | analysis | µs / session | window_sessions "
+            "| job_sufficiency | score_window | optimize | RSS before | analysis peak | process peak (incl. parse) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in rows:
+            st = r["stages"]
+            lines.append(
+                f"| {r['sessions']:,} / {r['jobs_generated']:,} | {r['sessions_in_window']:,} | {r['scorecards']:,} "
+                f"| {fmt_s(r['parse_s'])} | {fmt_s(r['analysis_s'])} | {1e6 * r['analysis_s'] / r['sessions']:.2f} "
+                f"| {fmt_s(st['window_sessions']['s'])} | {fmt_s(st['job_sufficiency']['s'])} "
+                f"| {fmt_s(st['score_window']['s'])} | {fmt_s(st['add_optimization_potential']['s'])} "
+                f"| {mib(r['rss_before_kib'])} | {mib(r['analysis_peak_kib'])} | {mib(r['process_peak_kib'])} |"
+            )
+        lines += ["", "Peak RSS per stage (MiB, peak reset before each stage): "]
+        for r in rows:
+            lines.append(
+                f"- {r['sessions']:,}: "
+                + ", ".join(f"{name} {mib(stage['peak_kib'])}" for name, stage in r["stages"].items())
+                + f"; parsed document holds ≈ {mib(r['rss_before_kib'] - r['rss_start_kib'])}"
+            )
+        big = rows[-1]
+        if big["sessions"] == 1_000_000:
+            t, peak, process = big["analysis_s"], big["analysis_peak_kib"], big["process_peak_kib"]
+            per = {r["sessions"]: r["analysis_s"] / r["sessions"] for r in rows}
+            growth = per[1_000_000] / per[100_000]
+            targets += [
+                verdict(t < 10, f"1,000,000 sessions / 10,000 jobs analysed in {t:.2f} s vs < 10 s "
+                        f"({'margin' if t < 10 else 'over by'} {abs(10 - t):.2f} s, {t / 10:.0%} of target)"),
+                verdict(peak < 2 * GIB_KIB, f"analysis peak RSS {peak / GIB_KIB:.2f} GiB vs < 2 GiB "
+                        f"({peak / (2 * GIB_KIB):.0%} of target; process with the parsed document in memory)"),
+                verdict(process < 2 * GIB_KIB, f"same process including parse_document: peak {process / GIB_KIB:.2f} GiB "
+                        f"vs 2 GiB ({process / (2 * GIB_KIB):.0%}); parse itself took {big['parse_s']:.1f} s"),
+                verdict(growth <= 1.5, f"linear growth: time per session at 1,000,000 is {growth:.2f}x that at "
+                        "100,000 (criterion ≤ 1.5x; 10,000 is dominated by fixed costs)"),
+            ]  # fmt: skip
+        if "profile" in big:
+            lines += ["", f"### Where the analysis time goes ({big['sessions']:,} sessions)", ""]
+            lines += profile_table(big["profile"])
+        lines.append("")
+    if "load" in results:
+        lines += [
+            "## Load: the history rows into `feature3.storage_efficiency_history`",
+            "",
+            "Each method into its own fresh, empty database with the project's schema (primary key and index). "
+            "*write_run* is the project's path (COPY into a temp table + INSERT ... ON CONFLICT, one transaction; "
+            "it includes serialising the rows with `copy_text_chunks`; scorecards left empty so all three write "
+            "the same rows). *re-run* is a second write_run of the same rows onto the full table (every row "
+            "conflicts and is updated). *raw COPY* streams the text `copy_text_chunks` produced (serialisation "
+            "timed apart) straight into the table. *insert_rows* is `PostgresHook.insert_rows(replace=True, "
+            "replace_index=[vbr_host, session_id])`, default commit_every=1000, psycopg 3 executemany; converting "
+            "the frame to Python tuples is timed apart and not counted.",
+            "",
+            "| rows | write_run | rows/s | re-run (upsert) | serialise | raw COPY (DB only) | rows/s "
+            "| insert_rows | rows/s | insert_rows / write_run | write_run / (serialise + COPY) | write_run / COPY |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["load"]:
+            n = r["rows"]
+            note = (
+                f" (extrapolated from {r['insert_rows_measured_rows']:,} rows)" if r["insert_rows_extrapolated"] else ""
+            )
+            lines.append(
+                f"| {n:,} | {fmt_s(r['write_run_s'])} | {n / r['write_run_s']:,.0f} | {fmt_s(r['write_run_again_s'])} "
+                f"| {fmt_s(r['serialise_s'])} | {fmt_s(r['raw_copy_s'])} | {n / r['raw_copy_s']:,.0f} "
+                f"| {fmt_s(r['insert_rows_s'])}{note} | {n / r['insert_rows_s']:,.0f} "
+                f"| {r['insert_rows_s'] / r['write_run_s']:.2f}x | {r['write_run_s'] / (r['serialise_s'] + r['raw_copy_s']):.2f}x "
+                f"| {r['write_run_s'] / r['raw_copy_s']:.2f}x |"
+            )
+        lines += [
+            "",
+            "Tuple preparation for insert_rows (not counted above): "
+            + ", ".join(f"{r['rows']:,} rows {fmt_s(r['insert_rows_prep_s'])}" for r in results["load"])
+            + ".",
+        ]
+        big = results["load"][-1]
+        speedup = big["insert_rows_s"] / big["write_run_s"]
+        like = big["write_run_s"] / (big["serialise_s"] + big["raw_copy_s"])
+        db_only = big["write_run_s"] / big["raw_copy_s"]
+        targets += [
+            verdict(speedup >= 5, f"load {big['rows']:,} rows: write_run is {speedup:.2f}x faster than insert_rows vs ≥ 5x "
+                    f"({'margin' if speedup >= 5 else 'short by'} {abs(speedup - 5):.2f}x)"),
+            verdict(like <= 1.5, f"write_run takes {like:.2f}x raw COPY + the same serialisation vs ≤ 1.5x"),
+            verdict(db_only <= 1.5, f"write_run takes {db_only:.2f}x the raw COPY's database time alone vs ≤ 1.5x "
+                    f"(serialisation is {big['serialise_s'] / big['write_run_s']:.0%} of write_run)"),
+        ]  # fmt: skip
+        if "write_run_profile" in big:
+            lines += ["", f"### Where write_run's time goes ({big['rows']:,} rows; `psycopg` `wait` = the server)", ""]
+            lines += profile_table(big["write_run_profile"])
+        lines.append("")
+    if "parse" in results:
+        p = results["parse"]
+        own = p["sdk_plus_dag_median_s"] - p["sdk_median_s"]
+        lines += [
+            "## DAG file import (as the dag-processor pays it)",
+            "",
+            f"Median of {p['runs']} fresh interpreters each (alternating, after one warm-up), AIRFLOW_HOME a temp "
+            "dir, DAGS_FOLDER/PLUGINS_FOLDER set, LOAD_EXAMPLES False.",
+            "",
+            "| import airflow.sdk | airflow.sdk + DAG file | DAG file (difference) | DAG file (timed in-process) |",
+            "|---:|---:|---:|---:|",
+            f"| {fmt_s(p['sdk_median_s'])} | {fmt_s(p['sdk_plus_dag_median_s'])} | {fmt_s(own)} "
+            f"| {fmt_s(p['dag_in_process_median_s'])} |",
+            "",
+            f"Heavy modules in sys.modules after airflow.sdk: {p['heavy_after_sdk'] or 'none'}; after the DAG file: "
+            f"{p['heavy_after_dag'] or 'none'}. Top-level modules the DAG file added: {', '.join(p['dag_new_top_level_modules'])}.",
+            "",
+        ]
+        heavy = [m for m in ("pandas", "scipy", "numpy") if m in p["heavy_after_dag"]]
+        worst = max(own, p["dag_in_process_median_s"])
+        targets += [
+            verdict(worst < 0.5, f"DAG file import {worst:.3f} s vs < 0.5 s (larger of difference and in-process)"),
+            verdict(not heavy, f"pandas/scipy/numpy not imported by the DAG file (found: {heavy or 'none'})"),
+        ]
+    if "e2e" in results:
+        e = results["e2e"]
+        lines += ["## End to end: one `dag.test()` of the real DAG", ""]
+        if "error" in e:
+            lines += ["The run failed:", "", "```", e["error"], "```", ""]
+            targets.append(verdict(False, "end-to-end run failed (see above)"))
+        else:
+            lines += [
+                f"{e['sessions']:,} sessions / {e['jobs']:,} jobs in one replay file; metadata in a fresh PostgreSQL "
+                f"database (`airflow db migrate` {e['migrate_s']:.0f} s, not counted), results in another. "
+                f"Run state **{e['run_state']}**, dag.test wall {e['wall_s']:.1f} s, process peak RSS "
+                f"{mib(e['process_peak_kib'])}; rows written: {e['rows']}.",
+                "",
+                "| task | state | try | duration |",
+                "|---|---|---:|---:|",
+            ]
+            for t in e["tasks"]:
+                took = "-" if t["duration_s"] is None else fmt_s(t["duration_s"])
+                lines.append(f"| {t['task']} | {t['state']} | {t['try_number']} | {took} |")
+            lines.append("")
+    lines = [*lines[:8], "## Targets", "", *(f"- {t}" for t in targets), "", *lines[8:]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes only: a smoke check")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    only = [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
+    command = " ".join(["python -m bench", shlex.join(sys.argv[1:])]).strip()
+
+    started, clock = datetime.now(UTC), time.perf_counter()
+    results: dict[str, Any] = {"machine": machine()}
+    with tempfile.TemporaryDirectory(prefix="veeam-bench-") as tmp:
+        docs, home = Path(tmp) / "docs", str(Path(tmp) / "airflow_home")
+        docs.mkdir()
+        if "analysis" in only:
+            results["analysis"] = run_analysis(QUICK["analysis"] if args.quick else ANALYSIS_SIZES, docs)
+        if "load" in only:
+            results["load"] = run_load(QUICK["load"] if args.quick else LOAD_SIZES, docs, home)
+        if "parse" in only:
+            print("DAG file import ...", flush=True)
+            results["parse"] = dag_parse.measure(QUICK["parse_runs"] if args.quick else 7)
+        if "e2e" in only:
+            results["e2e"] = run_e2e(QUICK["e2e"] if args.quick else E2E_SIZE, docs, home)
+    text = report(results, command, started, time.perf_counter() - clock)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    raw = REPO / "bench" / "out" / "results.json"
+    raw.parent.mkdir(exist_ok=True)
+    raw.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""One load measurement in a fresh interpreter: ``python -m bench.load_worker DOC [--insert-rows-limit N]``.
+
+Builds the DAG's history rows (pipeline.validate -> analyze -> optimize -> history_table,
+untimed), then writes them three ways, each into its own fresh database: the project's
+``storage.write_run`` (and a second time, onto the full table), Airflow's
+``PostgresHook.insert_rows`` upsert, and a raw ``COPY`` of the text ``copy_text_chunks``
+produces. Set AIRFLOW_HOME before running (bench.__main__ does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from bench.common import LOOKBACK_DAYS, WINDOW_END, WINDOW_START, drop_database, emit, new_database
+
+TABLE = "feature3.storage_efficiency_history"
+
+
+def history_rows(doc: Path) -> tuple[Any, str, date]:
+    """The history frame the DAG's load task writes for this document, plus host and day."""
+    from veeam_efficiency import pipeline
+    from veeam_efficiency.settings import AnalysisSettings
+    from veeam_efficiency.window import AnalysisWindow
+
+    settings = AnalysisSettings(lookback_days=LOOKBACK_DAYS)
+    validated = pipeline.validate(
+        doc.read_text(encoding="utf-8-sig"), AnalysisWindow(WINDOW_START, WINDOW_END), settings
+    )
+    optimized = pipeline.optimize(pipeline.analyze(validated, settings), settings)
+    history = pipeline.history_table(validated, optimized)
+    return history, validated["vbr_host"], date.fromisoformat(validated["analysis_date"])
+
+
+def fresh_schema() -> tuple[str, str]:
+    """A new database with the project's schema; (name, DSN)."""
+    import psycopg
+
+    from veeam_efficiency.storage import ensure_schema
+
+    name, dsn = new_database()
+    with psycopg.connect(dsn) as conn:
+        ensure_schema(conn)
+    return name, dsn
+
+
+def count(dsn: str) -> int:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0])
+
+
+def python_rows(history: Any, columns: list[str]) -> list[tuple[Any, ...]]:
+    """Plain Python tuples (datetime, date, int, float, None for missing), as a DbApiHook caller passes them."""
+    import pandas as pd
+
+    out = []
+    for name in columns:
+        series = history[name]
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            values = [None if pd.isna(v) else v.to_pydatetime() for v in series]
+        else:
+            values = series.astype(object).where(series.notna(), None).tolist()
+        out.append(values)
+    return list(zip(*out, strict=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("doc", type=Path)
+    parser.add_argument(
+        "--insert-rows-budget", type=float, default=300.0,
+        help="seconds insert_rows may take for all rows; beyond, it is measured on --insert-rows-sample rows",
+    )  # fmt: skip
+    parser.add_argument("--insert-rows-sample", type=int, default=100_000)
+    parser.add_argument("--profile", action="store_true", help="also profile one more write_run into a fresh database")
+    args = parser.parse_args()
+
+    import psycopg
+
+    from veeam_efficiency import payload
+    from veeam_efficiency.storage import HISTORY_COLUMNS, SCORECARD_COLUMNS, copy_text_chunks, write_run
+
+    history, host, day = history_rows(args.doc)
+    rows = len(history)
+    no_scorecards = payload.from_records([], SCORECARD_COLUMNS)  # history only: the three methods write the same rows
+    result: dict[str, Any] = {"rows": rows}
+    made: list[str] = []
+    try:
+        # (1) the project's path: COPY into a temp table + INSERT ... ON CONFLICT, one transaction
+        name, dsn = fresh_schema()
+        made.append(name)
+        with psycopg.connect(dsn) as conn:
+            start = time.perf_counter()
+            write_run(conn, vbr_host=host, analysis_date=day, history=history, scorecards=no_scorecards)
+            result["write_run_s"] = time.perf_counter() - start
+            start = time.perf_counter()
+            write_run(conn, vbr_host=host, analysis_date=day, history=history, scorecards=no_scorecards)
+            result["write_run_again_s"] = time.perf_counter() - start
+        result["write_run_rows"] = count(dsn)
+        drop_database(made.pop())
+        if args.profile:
+            import cProfile
+
+            from bench.common import top_functions
+
+            name, dsn = fresh_schema()
+            made.append(name)
+            profile = cProfile.Profile()
+            with psycopg.connect(dsn) as conn:
+                profile.enable()
+                write_run(conn, vbr_host=host, analysis_date=day, history=history, scorecards=no_scorecards)
+                profile.disable()
+            result["write_run_profile"] = top_functions(profile)
+            drop_database(made.pop())
+
+        # (3) raw COPY of the same text straight into the empty table; serialisation timed apart
+        start = time.perf_counter()
+        chunks = list(copy_text_chunks(history, HISTORY_COLUMNS))
+        result["serialise_s"] = time.perf_counter() - start
+        result["copy_text_mb"] = sum(len(chunk.encode()) for chunk in chunks) / 1e6
+        name, dsn = fresh_schema()
+        made.append(name)
+        columns = ", ".join(HISTORY_COLUMNS)
+        with psycopg.connect(dsn) as conn:
+            start = time.perf_counter()
+            with conn.cursor() as cur, cur.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+            conn.commit()
+            result["raw_copy_s"] = time.perf_counter() - start
+        result["raw_copy_rows"] = count(dsn)
+        drop_database(made.pop())
+        del chunks
+
+        # (2) Airflow's PostgresHook.insert_rows upsert (commit_every=1000, its default)
+        name, dsn = fresh_schema()
+        made.append(name)
+        os.environ["AIRFLOW_CONN_BENCH_PG"] = dsn
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        hook = PostgresHook(postgres_conn_id="bench_pg")
+        target = list(HISTORY_COLUMNS)
+        sample = min(rows, args.insert_rows_sample)
+        start = time.perf_counter()
+        tuples = python_rows(history.iloc[:sample], target)
+        prep_s = time.perf_counter() - start
+        start = time.perf_counter()
+        hook.insert_rows(TABLE, tuples, target_fields=target, replace=True, replace_index=["vbr_host", "session_id"])
+        sample_s = time.perf_counter() - start
+        estimate = sample_s * rows / sample
+        if sample < rows and estimate <= args.insert_rows_budget:
+            start = time.perf_counter()
+            tuples = python_rows(history.iloc[sample:], target)
+            prep_s += time.perf_counter() - start
+            start = time.perf_counter()
+            hook.insert_rows(
+                TABLE, tuples, target_fields=target, replace=True, replace_index=["vbr_host", "session_id"]
+            )
+            sample_s += time.perf_counter() - start
+            sample = rows
+        result["insert_rows_measured_rows"] = sample
+        result["insert_rows_prep_s"] = prep_s * rows / sample
+        result["insert_rows_s"] = sample_s * rows / sample
+        result["insert_rows_extrapolated"] = sample < rows
+        result["insert_rows_rows_in_table"] = count(dsn)
+        drop_database(made.pop())
+    finally:
+        for name in made:
+            drop_database(name)
+    assert result["write_run_rows"] == result["raw_copy_rows"] == rows, result
+    assert not math.isnan(result["insert_rows_s"])
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Test-wide set-up: a throwaway AIRFLOW_HOME and real PostgreSQL databases made and dropped here.
+
+Airflow reads its configuration when first imported, so the environment is set at
+the top of this file, before any test module imports Airflow. The metadata database
+is a real PostgreSQL database (as in production), created and migrated once per
+test session; every results database is created by the test that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN_DSN = os.environ.get("VEEAM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+RUN_ID = uuid.uuid4().hex[:8]
+
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="veeam-airflow-home-"))
+METADATA_DB = f"veeam_test_airflow_{RUN_ID}"
+AIRFLOW_ENV = {
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": PG_ADMIN_DSN.rsplit("/", 1)[0].replace(
+        "postgresql://", "postgresql+psycopg://"
+    )
+    + f"/{METADATA_DB}",
+    "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_AIRFLOW_HOME / "logs"),
+}
+os.environ.update(AIRFLOW_ENV)
+
+
+def admin_connect(autocommit: bool = True):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(PG_ADMIN_DSN, autocommit=autocommit)
+
+
+def create_database(name: str) -> str:
+    """Create database ``name`` and return its DSN."""
+    from psycopg import sql
+
+    with admin_connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(name: str) -> None:
+    from psycopg import sql
+
+    with admin_connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        with admin_connect() as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        raise pytest.UsageError(
+            f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({exc}). Start it: "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+        ) from None
+
+
+@pytest.fixture
+def results_db(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new, empty results database for one test; its DSN. Dropped afterwards."""
+    name = f"veeam_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    dsn = create_database(name)
+    yield dsn
+    drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[dict[str, str]]:
+    """A migrated Airflow metadata database (PostgreSQL) for the whole session; the env to use it."""
+    create_database(METADATA_DB)
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env={**os.environ, **AIRFLOW_ENV},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    yield AIRFLOW_ENV
+    drop_database(METADATA_DB)
