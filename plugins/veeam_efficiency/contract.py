@@ -106,10 +106,8 @@ def parse_document(text: str | bytes) -> CollectorDocument:
         it starts. The message names the problem and the first offending record.
     """
     if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ContractError(f"collector output is not UTF-8: {exc}") from None
+        # invalid bytes become U+FFFD and then fail as JSON or as text, named like any other error
+        text = text.decode("utf-8-sig", errors="replace")
     text = text.removeprefix("\ufeff")  # Windows PowerShell 5.1 writes a UTF-8 BOM
     try:
         document = _ADAPTER.validate_json(text)

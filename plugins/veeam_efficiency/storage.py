@@ -126,12 +126,12 @@ def copy_text_chunks(frame: pd.DataFrame, columns: dict[str, str], rows: int = 1
     """
     for start in range(0, len(frame), rows):
         part = frame.iloc[start : start + rows]
-        fields = [_copy_field(part[name], kind) for name, kind in columns.items()]
-        lines = fields[0].str.cat(fields[1:], sep="\t")
-        yield "\n".join(lines.tolist()) + "\n"
+        fields = [_copy_field(part[name], kind).tolist() for name, kind in columns.items()]
+        yield "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"  # joined in C, not per row in Python
 
 
 _ESCAPES = (("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+_NEEDS_ESCAPE = r"[\\\n\r\t]"
 
 
 def _copy_field(values: pd.Series, kind: str) -> pd.Series:
@@ -143,7 +143,8 @@ def _copy_field(values: pd.Series, kind: str) -> pd.Series:
     elif kind == "float":
         text = values.astype(float).astype(str)
     elif kind == "time":
-        text = pd.to_datetime(values, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        instants = pd.to_datetime(values, utc=True).to_numpy("datetime64[us]")
+        text = pd.Series(np.datetime_as_string(instants, unit="us", timezone="UTC"), index=values.index)
     elif kind == "date":
         text = values.astype(str)
     elif kind == "json":
@@ -151,6 +152,11 @@ def _copy_field(values: pd.Series, kind: str) -> pd.Series:
     else:
         text = values.astype(object).astype(str)
     if kind in ("text", "json"):
-        for raw, escaped in _ESCAPES:
-            text = text.str.replace(raw, escaped, regex=False)
+        special = text.str.contains(_NEEDS_ESCAPE, regex=True, na=False).to_numpy()
+        if special.any():  # rare: escape only the values that need it
+            escaped = text[special]
+            for raw, replacement in _ESCAPES:
+                escaped = escaped.str.replace(raw, replacement, regex=False)
+            text = text.astype(object)
+            text[special] = escaped
     return text.astype(object).where(~missing, "\\N")

@@ -42,7 +42,7 @@ HOSTILE_FRAGMENTS = (
     "é", "ñ", "Zürich – täglich", "東京 SQL ログ", "Привет", "مرحبا", "😀", "👩‍👩‍👧", "🇩🇪",
     "NULL", "null", "None", "NaN", "nan", "-", "0", " ", "  leading and trailing  ",
 )  # fmt: skip
-NO_NUL = st.characters(blacklist_characters="\x00")  # surrogates are excluded by default
+NO_NUL = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))  # no NUL, no lone surrogates (not UTF-8)
 
 
 def _long_text(fragment: str, length: int) -> str:

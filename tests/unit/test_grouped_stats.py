@@ -85,12 +85,6 @@ def test_welch_trend_too_few_sessions_gives_nan_p_without_warnings() -> None:
     assert result.loc["b", "p_value"] < 0.05
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="BUG: welch_trend raises KeyError ('mean', 'older') when no group has an older half "
-    "(every group has one session, or the frame is empty) instead of giving NaN p-values",
-)
 def test_welch_trend_single_session_groups_give_nan_not_keyerror() -> None:
     result = _trend({"a": [3.0], "b": [2.0]})
     assert result["p_value"].isna().all()

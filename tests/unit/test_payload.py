@@ -134,12 +134,6 @@ def test_from_columns_ignores_kinds_without_a_column() -> None:
     assert list(back.columns) == ["count"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: payload.to_columns turns a missing date into float NaN (pandas 3 astype(str)), "
-    "which is not strict JSON; it should be None",
-)
 def test_missing_date_travels_as_none() -> None:
     frame = pd.DataFrame({"day": pd.Series([date(2026, 11, 26), None], dtype=object)})
     columns = payload.to_columns(frame, {"day": "date"})

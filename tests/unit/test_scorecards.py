@@ -414,12 +414,6 @@ def test_quality_flags_are_plain_bools() -> None:
     assert all(isinstance(value, (int, np.integer)) for value in cards["excluded_by_reason"].iloc[0].values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="BUG: with no qualifying job (or only single-session groups) welch_trend raises KeyError "
-    "('mean', 'older'); host_rollup already handles the empty case",
-)
 def test_no_qualifying_job_gives_no_scorecards() -> None:
     result = _score(_frame(_job_c()), [])
     assert result.scorecards.empty

@@ -57,11 +57,6 @@ def test_grade_thresholds_must_descend() -> None:
     assert settings.grade_a_min == 90
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: settings._coherent compares against sorted(), so equal thresholds (A == B) pass although "
-    "the error message promises A > B > C > D; grade B can then never be given",
-)
 def test_equal_grade_thresholds_are_refused() -> None:
     with pytest.raises(ValidationError, match="descend"):
         AnalysisSettings(grade_a_min=70, grade_b_min=70)

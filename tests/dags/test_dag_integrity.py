@@ -1,0 +1,111 @@
+"""DAG integrity: it imports cleanly, the way the stock Airflow CLI and the dag-processor load it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_ID = "veeam_storage_efficiency"
+
+
+@pytest.fixture(scope="module")
+def dag():  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags[DAG_ID]
+
+
+def test_dag_shape(dag):
+    assert dag.tags and "veeam" in dag.tags
+    assert dag.doc_md and "Veeam storage efficiency" in dag.doc_md
+    assert dag.catchup is False
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    expected = {
+        "ensure_results_schema", "list_vbr_hosts",
+        *(f"score_vbr_host.{name}" for name in ("collect", "validate", "sufficient", "analyze", "optimize", "load")),
+    }  # fmt: skip
+    assert set(dag.task_dict) == expected
+    assert dag.task_dict["score_vbr_host.collect"].downstream_task_ids == {"score_vbr_host.validate"}
+    assert dag.task_dict["score_vbr_host.sufficient"].downstream_task_ids == {
+        "score_vbr_host.analyze",
+        "score_vbr_host.load",
+    }
+    assert dag.task_dict["score_vbr_host.analyze"].downstream_task_ids == {"score_vbr_host.optimize"}
+    assert dag.task_dict["score_vbr_host.optimize"].downstream_task_ids == {"score_vbr_host.load"}
+
+
+def test_io_tasks_retry_and_deterministic_tasks_do_not(dag):
+    for task_id in ("score_vbr_host.collect", "score_vbr_host.load", "ensure_results_schema"):
+        task = dag.task_dict[task_id]
+        assert task.retries == 3 and task.retry_exponential_backoff, task_id
+    for task_id in ("score_vbr_host.validate", "score_vbr_host.analyze", "score_vbr_host.optimize"):
+        assert dag.task_dict[task_id].retries == 0, task_id
+
+
+def test_param_defaults_are_the_spec_and_valid(dag):
+    params = dag.params
+    params.validate()  # every default satisfies its own schema
+    defaults = {name: params[name] for name in params}
+    assert defaults["collector"] == "replay"
+    assert defaults["lookback_days"] == 30 and defaults["min_sessions"] == 30
+    assert defaults["target_dedup_factor"] == 2.5 and defaults["target_compression_factor"] == 1.8
+    assert defaults["price_per_tb_usd"] == 100
+    weights = [defaults[f"weight_{n}"] for n in ("dedup", "compression", "trend", "consistency", "anomaly")]
+    assert weights == [0.30, 0.25, 0.20, 0.15, 0.10]
+    lookback = params.get_param("lookback_days")
+    assert lookback.schema["minimum"] == 1 and lookback.schema["maximum"] >= 365 and lookback.description
+
+
+def test_out_of_bounds_param_is_refused(dag):
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    param = dag.params.get_param("lookback_days")
+    with pytest.raises(ParamValidationError):
+        param.resolve(0)
+
+
+def test_stock_cli_loads_the_dag_from_anywhere(tmp_path):
+    """Only DAGS_FOLDER and PLUGINS_FOLDER, run from an unrelated directory, no PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH"}}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path),
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{tmp_path / 'airflow.db'}",
+    )
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag; import os; "
+        "bag = DagBag(os.environ['AIRFLOW__CORE__DAGS_FOLDER']); "
+        "print(sorted(bag.dags), bag.import_errors)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"['{DAG_ID}'] {{}}" in result.stdout, result.stdout + result.stderr[-2000:]
+
+
+def test_dag_file_imports_no_heavy_modules():
+    """The dag-processor parses the file often: pandas, scipy and numpy load only in tasks."""
+    code = (
+        "import sys, runpy; runpy.run_path(sys.argv[1]); "
+        "print(sorted(m for m in ('pandas', 'scipy', 'numpy', 'paramiko') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "plugins")}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(REPO / "dags" / "veeam_storage_efficiency.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
