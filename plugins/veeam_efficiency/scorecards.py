@@ -195,7 +195,8 @@ def host_rollup(jobs: pd.DataFrame, window: pd.DataFrame, settings: AnalysisSett
         "trend_classification": rollup_trend(jobs["trend_classification"]),
     }
     for name in COMPONENTS:
-        row[f"{name}_score"] = np.average(jobs[f"{name}_score"], weights=weight)
+        # clipped: a weighted mean of 100s can come out as 100.00000000000001
+        row[f"{name}_score"] = float(np.clip(np.average(jobs[f"{name}_score"], weights=weight), 0.0, 100.0))
     host = pd.DataFrame([row])
     finish(host, settings)
     flags = pd.DataFrame(list(jobs["quality_flags"]))
@@ -226,7 +227,7 @@ def session_counts(window: pd.DataFrame) -> pd.DataFrame:
 def finish(cards: pd.DataFrame, settings: AnalysisSettings) -> None:
     """Overall score, grade and rating from the component scores (in place)."""
     components = {name: cards[f"{name}_score"] for name in COMPONENTS}
-    cards["overall_score"] = scores.overall_score(components, settings.weights)
+    cards["overall_score"] = np.clip(scores.overall_score(components, settings.weights), 0.0, 100.0)
     cards["grade"] = scores.grade(cards["overall_score"], settings)
     cards["efficiency_rating"] = scores.efficiency_rating(cards["overall_score"], settings)
 
