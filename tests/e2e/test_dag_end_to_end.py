@@ -127,13 +127,12 @@ def test_bad_file_fails_cleanly_and_writes_nothing_for_its_host(monkeypatch, res
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("{not json", "not valid JSON"),
-        (json.dumps({**sample("vbr01.example.local", sessions=50), "schema_version": 2}), "schema_version"),
-    ],
+    "content",
+    ["{not json", json.dumps({**sample("vbr01.example.local", sessions=50), "schema_version": 2})],
+    ids=["not-json", "schema-version-2"],
 )
-def test_unreadable_file_writes_nothing(monkeypatch, results_db, replay_dir, content, message, caplog):
+def test_unreadable_file_writes_nothing(monkeypatch, results_db, replay_dir, content):
+    """The messages themselves are checked in tests/unit/test_contract.py."""
     replay_dir.mkdir(parents=True)
     (replay_dir / "vbr01.json").write_text(content, encoding="utf-8")
 
@@ -160,7 +159,6 @@ def test_hostile_job_names_survive_verbatim(monkeypatch, results_db, replay_dir)
     assert stored == set(HOSTILE_NAMES)
     scored = {row[0] for row in fetch(results_db, "SELECT job_name FROM feature3.metrics_storage_efficiency WHERE scope='job'")}
     assert scored and scored <= set(HOSTILE_NAMES)
-    assert fetch(results_db, "SELECT to_regclass('feature3.metrics_storage_efficiency') IS NOT NULL") == [(True,)]
 
 
 def test_no_job_qualifies_skips_analysis_but_stores_history(monkeypatch, results_db, replay_dir):
