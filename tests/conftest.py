@@ -97,3 +97,12 @@ def airflow_db() -> Iterator[dict[str, str]]:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     yield AIRFLOW_ENV
     drop_database(METADATA_DB)
+
+
+@pytest.fixture
+def private_pg() -> Iterator[object]:
+    """A PostgreSQL server of the test's own (tests/pg_cluster.py) that it may stop or kill."""
+    from tests.pg_cluster import private_cluster
+
+    with private_cluster() as cluster:
+        yield cluster
