@@ -13,6 +13,12 @@ file) -> **validate** (the collector contract) -> **sufficient?** (jobs with
 `min_sessions` scorable sessions) -> **analyze** -> **optimize** -> **load**
 (PostgreSQL schema `feature3`, one transaction, upserts on natural keys).
 One server failing does not stop the others.
+
+Alerts: a failed task e-mails (and calls the optional alert hook) naming the VBR host,
+try and log; after loading, **alert_degraded_jobs** sends one summary of the jobs flagged
+CRITICAL_ANOMALIES or DEGRADING_TREND; a run not finished `VEEAM_RUN_DEADLINE_MINUTES`
+after it was queued raises a Deadline Alert. **load** emits asset events on the aliases
+`veeam_feature3_scorecards` / `veeam_feature3_history` for downstream DAGs.
 """
 
 from __future__ import annotations
@@ -24,9 +30,12 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from veeam_efficiency.settings import AnalysisSettings, CollectionSettings, param_specs
+from veeam_efficiency.assets import OUTLETS
+from veeam_efficiency.notifications import TaskFailureAlert, run_deadline
+from veeam_efficiency.settings import AlertSettings, AnalysisSettings, CollectionSettings, param_specs
 
 GROUP = "score_vbr_host"
+PARAMS = {**param_specs(CollectionSettings), **param_specs(AnalysisSettings), **param_specs(AlertSettings)}
 
 
 def _settings(params: dict[str, Any] | None = None) -> tuple[CollectionSettings, AnalysisSettings]:
@@ -55,16 +64,15 @@ def _window(params: dict[str, Any] | None = None, data_interval_end: datetime | 
     max_active_runs=4,
     tags=["veeam", "backup", "storage-efficiency", "feature3"],
     doc_md=__doc__,
-    params={
-        name: Param(**spec)
-        for name, spec in {**param_specs(CollectionSettings), **param_specs(AnalysisSettings)}.items()
-    },
+    params={name: Param(**spec) for name, spec in PARAMS.items()},
+    deadline=run_deadline({name: spec["default"] for name, spec in PARAMS.items()}),
     default_args={
         "owner": "backup-platform",
         "retries": 3,
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
+        "on_failure_callback": TaskFailureAlert(),
     },
 )
 def veeam_storage_efficiency() -> None:
@@ -156,27 +164,44 @@ def veeam_storage_efficiency() -> None:
 
         return pipeline.optimize(analysis, _settings(params)[1])
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", outlets=OUTLETS)
     def load(
-        validated: dict[str, Any], optimized: dict[str, Any] | None, params: dict[str, Any] | None = None
+        validated: dict[str, Any],
+        optimized: dict[str, Any] | None,
+        params: dict[str, Any] | None = None,
+        outlet_events: Any = None,
     ) -> dict[str, Any]:
         """Write the session history and the scorecards in one transaction (upserts: re-runs are safe)."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         from veeam_efficiency import pipeline
+        from veeam_efficiency.assets import announce
 
         collection, _ = _settings(params)
-        with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
-            return pipeline.load(conn, validated, optimized)
+        hook = PostgresHook(postgres_conn_id=collection.postgres_conn_id)
+        with hook.get_conn() as conn:
+            written = pipeline.load(conn, validated, optimized)
+        announce(outlet_events, hook.get_connection(collection.postgres_conn_id), written)
+        return written
+
+    @task(trigger_rule="all_done")
+    def alert_degraded_jobs(loaded: list[dict[str, Any]], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One summary of the jobs this run flagged (hosts that failed have their own failure alert)."""
+        from veeam_efficiency.notifications import send_degradation_summary
+
+        return send_degradation_summary(list(loaded), params, get_current_context())
 
     @task_group(group_id=GROUP)
-    def score_vbr_host(target: dict[str, str]) -> None:
+    def score_vbr_host(target: dict[str, str]) -> Any:
         validated = validate(collect(target))
         analysis = analyze(validated)
         written = load(validated, optimize(analysis))
         sufficient(validated) >> [analysis, written]
+        return written
 
-    ensure_results_schema() >> score_vbr_host.expand(target=list_vbr_hosts())
+    scored = score_vbr_host.expand(target=list_vbr_hosts())
+    ensure_results_schema() >> scored
+    alert_degraded_jobs(scored)
 
 
 veeam_storage_efficiency()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Literal
+import os
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -164,4 +165,36 @@ class CollectionSettings(BaseModel):
     )
     collector_timeout_minutes: int = Field(
         30, ge=1, le=720, description="How long the collector may run on one VBR host before the attempt fails."
+    )
+
+
+EMAIL_PATTERN = r"^[^@\s,;<>]+@[^@\s,;<>]+$"
+
+
+def _env_recipients() -> list[str]:
+    """The ops team's default recipients (env ``VEEAM_ALERT_RECIPIENTS``, comma-separated): read at parse
+    time without touching the database, so every run and the deadline alert share one default."""
+    return [address.strip() for address in os.environ.get("VEEAM_ALERT_RECIPIENTS", "").split(",") if address.strip()]
+
+
+class AlertSettings(BaseModel):
+    """Who hears about failed tasks, degrading jobs and a late run, and through which SMTP connection."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    alert_on_degradation: bool = Field(
+        True,
+        description="After loading, send one summary of the jobs flagged CRITICAL_ANOMALIES or DEGRADING_TREND.",
+    )
+    alert_recipients: list[Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=320)]] = Field(
+        default_factory=_env_recipients,
+        max_length=100,
+        description="E-mail addresses of the task-failure, degradation and deadline alerts "
+        "(default: env VEEAM_ALERT_RECIPIENTS). Empty: no e-mail, only the optional alert hook.",
+    )
+    smtp_conn_id: str = Field(
+        "smtp_default",
+        min_length=1,
+        max_length=250,
+        description="Airflow SMTP connection the alerts are sent through; when it does not exist, no e-mail is sent.",
     )

@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "veeam_storage_efficiency"
+CONSUMER_ID = "example_risk_analysis_consumer"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def test_dag_shape(dag):
     assert dag.catchup is False
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     expected = {
-        "ensure_results_schema", "list_vbr_hosts",
+        "ensure_results_schema", "list_vbr_hosts", "alert_degraded_jobs",
         *(f"score_vbr_host.{name}" for name in ("collect", "validate", "sufficient", "analyze", "optimize", "load")),
     }  # fmt: skip
     assert set(dag.task_dict) == expected
@@ -39,6 +40,7 @@ def test_dag_shape(dag):
     }
     assert dag.task_dict["score_vbr_host.analyze"].downstream_task_ids == {"score_vbr_host.optimize"}
     assert dag.task_dict["score_vbr_host.optimize"].downstream_task_ids == {"score_vbr_host.load"}
+    assert dag.task_dict["score_vbr_host.load"].downstream_task_ids == {"alert_degraded_jobs"}
 
 
 def test_io_tasks_retry_and_deterministic_tasks_do_not(dag):
@@ -90,10 +92,11 @@ def test_stock_cli_loads_the_dag_from_anywhere(tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"['{DAG_ID}'] {{}}" in result.stdout, result.stdout + result.stderr[-2000:]
+    assert f"['{CONSUMER_ID}', '{DAG_ID}'] {{}}" in result.stdout, result.stdout + result.stderr[-2000:]
 
 
-def test_dag_file_imports_no_heavy_modules():
+@pytest.mark.parametrize("dag_file", ["veeam_storage_efficiency.py", "example_risk_analysis_consumer.py"])
+def test_dag_file_imports_no_heavy_modules(dag_file):
     """The dag-processor parses the file often: pandas, scipy and numpy load only in tasks."""
     code = (
         "import sys, runpy; runpy.run_path(sys.argv[1]); "
@@ -101,7 +104,7 @@ def test_dag_file_imports_no_heavy_modules():
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "plugins")}
     result = subprocess.run(
-        [sys.executable, "-c", code, str(REPO / "dags" / "veeam_storage_efficiency.py")],
+        [sys.executable, "-c", code, str(REPO / "dags" / dag_file)],
         env=env,
         capture_output=True,
         text=True,

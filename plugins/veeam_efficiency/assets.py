@@ -1,0 +1,42 @@
+"""The results tables as Airflow Assets, so downstream DAGs (risk analysis) run when a host's day is loaded.
+
+An asset's URI names the database the rows went to (``postgres://host:port/db/feature3/table``),
+which is only known from the results connection, and connections are not read at parse
+time. So ``load`` declares stable :class:`AssetAlias` outlets and attaches the concrete
+``Asset`` at run time; consumers schedule on the alias (Airflow resolves it to the
+concrete assets). Each event's extra says which host and day were loaded, and how many rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Asset, AssetAlias
+
+# The table names of storage.py, repeated because storage imports pandas and this module is
+# imported when the DAG is parsed (a test checks they agree).
+SCHEMA = "feature3"
+SCORECARDS = "metrics_storage_efficiency"
+HISTORY = "storage_efficiency_history"
+
+SCORECARDS_ALIAS = AssetAlias("veeam_feature3_scorecards")
+HISTORY_ALIAS = AssetAlias("veeam_feature3_history")
+OUTLETS = [SCORECARDS_ALIAS, HISTORY_ALIAS]
+
+
+def table_uri(*, host: str, port: int | None, database: str, table: str) -> str:
+    """The provider's canonical ``postgres://`` URI of a ``feature3`` table (port 5432 when unset)."""
+    if not host or not database:
+        raise ValueError("the results connection needs a host and a database to name its assets")
+    return f"postgres://{host}:{port or 5432}/{database}/{SCHEMA}/{table}"
+
+
+def announce(outlet_events: Any, connection: Any, written: dict[str, Any]) -> None:
+    """Record one asset event per results table for the host and day ``load`` just wrote."""
+    extra = {
+        key: written[key]
+        for key in ("vbr_host", "analysis_date", "history_rows", "scorecard_rows", "stale_scorecards_deleted")
+    }
+    for alias, table in ((SCORECARDS_ALIAS, SCORECARDS), (HISTORY_ALIAS, HISTORY)):
+        uri = table_uri(host=connection.host, port=connection.port, database=connection.schema, table=table)
+        outlet_events[alias].add(Asset(uri), extra=extra)
