@@ -185,11 +185,11 @@ def veeam_storage_efficiency() -> None:
         return written
 
     @task(trigger_rule="all_done")
-    def alert_degraded_jobs(loaded: list[dict[str, Any]], params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def alert_degraded_jobs(loaded: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """One summary of the jobs this run flagged (hosts that failed have their own failure alert)."""
         from veeam_efficiency.notifications import send_degradation_summary
 
-        return send_degradation_summary(list(loaded), params, get_current_context())
+        return send_degradation_summary(loaded, params, get_current_context())
 
     @task_group(group_id=GROUP)
     def score_vbr_host(target: dict[str, str]) -> Any:

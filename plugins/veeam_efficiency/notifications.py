@@ -185,15 +185,20 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def send_degradation_summary(loaded: list[dict[str, Any]], params: Any, context: Any) -> dict[str, Any]:
-    """After the hosts loaded: one alert listing this run's flagged jobs; what was sent, for the XCom."""
+def send_degradation_summary(loaded: Any, params: Any, context: Any) -> dict[str, Any]:
+    """After the hosts loaded: one alert listing this run's flagged jobs; what was sent, for the XCom.
+
+    ``loaded`` is what the mapped ``load`` returned: Airflow hands over a sequence, but a
+    single dict when only one host loaded and None when none did.
+    """
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     from veeam_efficiency.flagged_jobs import job_scorecards
     from veeam_efficiency.settings import CollectionSettings
 
     settings = alert_settings(params)
-    pairs = [(str(run["vbr_host"]), str(run["analysis_date"])) for run in loaded if run]
+    runs = [loaded] if isinstance(loaded, dict) else list(loaded or [])
+    pairs = [(str(run["vbr_host"]), str(run["analysis_date"])) for run in runs if run]
     if not settings.alert_on_degradation:
         return {"hosts_loaded": len(pairs), "flagged_jobs": None, "sent_to": [], "reason": "alert_on_degradation off"}
     conn_id = CollectionSettings.model_validate(dict(params or {})).postgres_conn_id
