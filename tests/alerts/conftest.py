@@ -42,7 +42,9 @@ class SmtpSink:
     def mails(self) -> list[Mail]:
         out = []
         for envelope in self.received:
-            message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+            message = email.message_from_bytes(
+                envelope.original_content or envelope.content, policy=email.policy.default
+            )
             body = message.get_body(preferencelist=("html", "plain"))
             content = body.get_content() if body is not None else ""
             out.append(

@@ -115,7 +115,10 @@ def test_load_emits_asset_events_and_the_consumer_reads_their_flags(monkeypatch,
             "scorecard_rows": scorecard_rows,
             "stale_scorecards_deleted": 0,
         }
-        for event, alias in ((scorecard_events[0], "veeam_feature3_scorecards"), (history_events[0], "veeam_feature3_history")):
+        for event, alias in (
+            (scorecard_events[0], "veeam_feature3_scorecards"),
+            (history_events[0], "veeam_feature3_history"),
+        ):
             assert event["extra"] == expected_extra
             assert event["source"] == (PRODUCER, "score_vbr_host.load", 0)
             assert event["aliases"] == [alias]

@@ -75,7 +75,9 @@ def test_missed_deadline_callback_mails_the_run(monkeypatch, smtp_sink):
         },
         "deadline": {"id": "0", "deadline_time": "2026-11-28T00:45:05+00:00"},
     }
-    trigger = CallbackTrigger(callback_path=alert.callback.path, callback_kwargs={**alert.callback.kwargs, "context": context})
+    trigger = CallbackTrigger(
+        callback_path=alert.callback.path, callback_kwargs={**alert.callback.kwargs, "context": context}
+    )
 
     async def run() -> list:
         return [event.payload async for event in trigger.run()]
@@ -86,6 +88,9 @@ def test_missed_deadline_callback_mails_the_run(monkeypatch, smtp_sink):
     assert len(smtp_sink.mails) == 1
     mail = smtp_sink.mails[0]
     assert mail.recipients == ["night-shift@example.com"]
-    assert "run not finished by its deadline: veeam_storage_efficiency scheduled__2026-11-27T00:00:00+00:00" in mail.subject
+    assert (
+        "run not finished by its deadline: veeam_storage_efficiency scheduled__2026-11-27T00:00:00+00:00"
+        in mail.subject
+    )
     assert "Deadline:  2026-11-28T00:45:05+00:00" in mail.text
     assert "Queued at: 2026-11-28T00:00:05+00:00" in mail.text

@@ -35,7 +35,9 @@ def test_summary_lists_only_alerted_flags_by_money_at_stake():
     )
     jobs = [line.split("  on ")[0][2:] for line in summary.text.splitlines() if line.startswith("- ")]
     assert jobs == ["Big", "Both", "Small"]
-    assert "grade C (score 61.2), drop -12.3%, at stake $12,346/year, 12.5 GB/day, flags: DEGRADING_TREND" in summary.text
+    assert (
+        "grade C (score 61.2), drop -12.3%, at stake $12,346/year, 12.5 GB/day, flags: DEGRADING_TREND" in summary.text
+    )
     assert "flags: CRITICAL_ANOMALIES, DEGRADING_TREND" in summary.text
     assert "Quiet" not in summary.text
 
@@ -75,7 +77,12 @@ def test_failure_message_names_everything_an_admin_needs():
     assert alert.subject == (
         "[Veeam storage efficiency] task failed: veeam_storage_efficiency.score_vbr_host.collect on vbr07.corp (try 4)"
     )
-    for line in ("VBR host:  vbr07.corp", "Try:       4 of 4", "Log:       http://airflow/log", "TimeoutError: ssh timed out"):
+    for line in (
+        "VBR host:  vbr07.corp",
+        "Try:       4 of 4",
+        "Log:       http://airflow/log",
+        "TimeoutError: ssh timed out",
+    ):
         assert line in alert.text
 
 
