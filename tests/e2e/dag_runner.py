@@ -33,9 +33,6 @@ def run_dag(
     """One ``dag.test()`` run; returns ``{task_id[map_index]: state}``."""
     monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", results_dsn)
     monkeypatch.setenv("VEEAM_REPLAY_DIR", str(replay_dir))
-    # Airflow 3.3.2's dag.test() cannot finish a DAG that has a Deadline Alert (it looks the
-    # alert up by its definition, not its database id): the alert is tested on its own.
-    monkeypatch.setenv("VEEAM_RUN_DEADLINE_MINUTES", "0")
     dag = load_dag()
     run = dag.test(logical_date=logical_date, run_conf=conf or {})
     from airflow.utils.session import create_session
