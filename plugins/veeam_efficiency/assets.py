@@ -24,11 +24,13 @@ HISTORY_ALIAS = AssetAlias("veeam_feature3_history")
 OUTLETS = [SCORECARDS_ALIAS, HISTORY_ALIAS]
 
 
-def table_uri(*, host: str, port: int | None, database: str, table: str) -> str:
-    """The provider's canonical ``postgres://`` URI of a ``feature3`` table (port 5432 when unset)."""
-    if not host or not database:
-        raise ValueError("the results connection needs a host and a database to name its assets")
-    return f"postgres://{host}:{port or 5432}/{database}/{SCHEMA}/{table}"
+def table_uri(*, host: str | None, port: int | None, database: str | None, table: str) -> str:
+    """The postgres provider's canonical URI of a ``feature3`` table.
+
+    What the connection leaves out is named ``localhost``, 5432 and ``postgres``: naming
+    the asset must never fail a load that has already committed.
+    """
+    return f"postgres://{host or 'localhost'}:{port or 5432}/{database or 'postgres'}/{SCHEMA}/{table}"
 
 
 def announce(outlet_events: Any, connection: Any, written: dict[str, Any]) -> None:

@@ -54,26 +54,40 @@ def smtp_connection(conn_id: str) -> Any | None:
 
 
 def deliver(alert: alerts.Alert, *, settings: AlertSettings, context: Any) -> list[str]:
-    """Send ``alert`` by e-mail (when SMTP is configured) and to the alert hook (when set); the channels used."""
-    channels = []
-    if settings.alert_recipients and (conn := smtp_connection(settings.smtp_conn_id)) is not None:
+    """Send ``alert`` by e-mail (when SMTP is configured) and to the alert hook (when set); the channels used.
+
+    Both channels are tried; if one fails, its error is raised after the other was tried.
+    """
+    channels: list[str] = []
+    errors: list[Exception] = []
+    if not settings.alert_recipients:
+        log.info("no alert recipients: alert not e-mailed")
+    elif (conn := smtp_connection(settings.smtp_conn_id)) is not None:
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-        SmtpNotifier(
-            to=list(settings.alert_recipients),
-            from_email=conn.extra_dejson.get("from_email") or DEFAULT_FROM,
-            subject=alert.subject,
-            html_content=alert.html,
-            smtp_conn_id=settings.smtp_conn_id,
-        ).notify(context)  # notify(), not __call__: the text is data, never a Jinja template
-        channels.append(f"email:{','.join(settings.alert_recipients)}")
-    elif not settings.alert_recipients:
-        log.info("no alert recipients: alert not e-mailed")
+        try:
+            SmtpNotifier(
+                to=list(settings.alert_recipients),
+                from_email=conn.extra_dejson.get("from_email") or DEFAULT_FROM,
+                subject=alert.subject,
+                html_content=alert.html,
+                smtp_conn_id=settings.smtp_conn_id,
+            ).notify(context)  # notify(), not __call__: the text is data, never a Jinja template
+            channels.append(f"email:{','.join(settings.alert_recipients)}")
+        except Exception as exc:
+            log.exception("alert e-mail through %r failed", settings.smtp_conn_id)
+            errors.append(exc)
     if hook_path := os.environ.get(HOOK_ENV, "").strip():
-        module, _, name = hook_path.rpartition(".")
-        getattr(importlib.import_module(module), name)(alert, context)
-        channels.append(f"hook:{hook_path}")
+        try:
+            module, _, name = hook_path.rpartition(".")
+            getattr(importlib.import_module(module), name)(alert, context)
+            channels.append(f"hook:{hook_path}")
+        except Exception as exc:
+            log.exception("alert hook %r failed", hook_path)
+            errors.append(exc)
     log.info("alert %r sent to %s", alert.subject, channels or "nobody")
+    if errors:
+        raise errors[0]
     return channels
 
 

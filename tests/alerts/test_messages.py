@@ -113,3 +113,6 @@ def test_asset_table_names_match_storage():
     assert assets.table_uri(host="db.corp", port=None, database="veeam", table=assets.SCORECARDS) == (
         "postgres://db.corp:5432/veeam/feature3/metrics_storage_efficiency"
     )
+    assert assets.table_uri(host="", port=None, database=None, table=assets.HISTORY) == (
+        "postgres://localhost:5432/postgres/feature3/storage_efficiency_history"
+    )
