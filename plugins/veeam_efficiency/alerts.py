@@ -50,7 +50,7 @@ def task_failure(
         f"DAG:       {dag_id}",
         f"Task:      {task_id}",
         f"VBR host:  {host}",
-        f"Try:       {try_number} of {max(max_tries, try_number)}",
+        f"Try:       {try_number} of {max(max_tries + 1, try_number)}",  # max_tries counts the retries
         f"Run:       {run_id}",
         f"Log:       {log_url}",
         "",

@@ -143,3 +143,20 @@ def test_degradation_alert_can_be_switched_off(monkeypatch, results_db, replay_d
     assert set(states.values()) == {"success"}, states
     assert flagged_in_db(results_db), "the data must have flagged jobs for this test to mean anything"
     assert smtp_sink.mails == []
+
+
+def test_when_no_host_loads_the_summary_task_still_finishes(monkeypatch, results_db, replay_dir, smtp_sink):
+    write_document(replay_dir, "vbr01", sample("vbr01.example.local", 1))
+
+    states = run_dag(
+        monkeypatch, results_dsn=results_db, replay_dir=replay_dir, logical_date=RUN_DATE,
+        conf={"alert_recipients": ADMINS[:1], "weight_dedup": 0.5},  # weights no longer sum to 1
+    )  # fmt: skip
+
+    assert states["ensure_results_schema"] == "failed"
+    assert states["alert_degraded_jobs"] == "success"
+    subjects = [mail.subject for mail in smtp_sink.mails]
+    assert not [subject for subject in subjects if "flagged on" in subject], subjects
+    schema_mail = next(mail for mail in smtp_sink.mails if ".ensure_results_schema on - (try 1)" in mail.subject)
+    assert "Try:       1 of 4" in schema_mail.text  # failed at once, though 3 retries were allowed
+    assert "weights must sum to 1" in schema_mail.text
