@@ -18,7 +18,7 @@ from veeam_efficiency import storage
 from veeam_efficiency.synthetic import generate_document
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from dag_runner import fetch, run_dag, write_document  # noqa: E402
+from dag_runner import fetch, run_dag, write_document
 
 pytestmark = [pytest.mark.postgres]
 
