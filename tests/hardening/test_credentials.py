@@ -101,3 +101,43 @@ def test_no_credential_in_logs_xcom_or_metadata(monkeypatch, airflow_db, loader_
     ).stdout
     assert run_id in dump and "vbr.invalid" not in dump  # the dump holds this run; the connection is env-only
     assert leaks(dump, secrets) == []
+
+
+@pytest.mark.parametrize("broken", ["postgres", "ssh"])
+def test_no_credential_in_the_logs_of_a_failed_login(monkeypatch, airflow_db, loader_db, fake_pwsh, sshd, tmp_path, capfd, broken):  # noqa: F811
+    """A refused login ends in a traceback; neither it nor anything else may show the password."""
+    import dag_runner
+
+    pwsh, _ = install_round_robin_pwsh(fake_pwsh, tmp_path, ["127.0.0.1"])
+    connection = {
+        "conn_type": "ssh", "host": "vbr.invalid", "port": sshd.port, "login": sshd.login, "password": SSH_PASSWORD,
+        "extra": {"key_file": str(sshd.stranger_key if broken == "ssh" else sshd.client_key), "look_for_keys": "false",
+                  "host_key": sshd.host_public_key},
+    }  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_VBR_SSH", json.dumps(connection))
+    wrong_db_password = "Pg-Wrong-Canary-8080"
+    results_dsn = loader_db.loader_dsn
+    if broken == "postgres":
+        results_dsn = results_dsn.replace(quote(loader_db.password, safe=""), wrong_db_password)
+    load_dag = dag_runner.load_dag
+
+    def without_retries():  # a retried task would wait minutes in dag.test
+        dag = load_dag()
+        for task in dag.tasks:
+            task.retries = 0
+        return dag
+
+    monkeypatch.setattr(dag_runner, "load_dag", without_retries)
+
+    states = run_dag(
+        monkeypatch, results_dsn=results_dsn, replay_dir=tmp_path / "unused", logical_date=RUN_DATE,
+        conf={"collector": "ssh", "vbr_hosts": ["127.0.0.1"], "pwsh_path": str(pwsh)},
+    )  # fmt: skip
+    printed = capfd.readouterr()
+
+    failed = "ensure_results_schema" if broken == "postgres" else "score_vbr_host.collect[0]"
+    assert states[failed] == "failed", states
+    everything = printed.out + printed.err
+    expected = "password authentication failed" if broken == "postgres" else "cannot open SSH connection"
+    assert expected in everything, "the failure was not logged, so the search below proves nothing"
+    assert leaks(everything, [loader_db.password, SSH_PASSWORD, wrong_db_password]) == []
