@@ -20,6 +20,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
+from tests.collector.conftest import fake_pwsh, sshd  # noqa: F401  (fixtures of the collector tests, reused here)
 from tests.pg_cluster import PG_BIN
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,6 +10,7 @@ the whole Airflow metadata database are searched for both passwords, raw and URL
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,6 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from tests.collector.conftest import fake_pwsh, sshd  # noqa: F401  (fixtures)
 from tests.collector.test_dag_collectors import RUN_DATE, install_round_robin_pwsh
 from tests.pg_cluster import PG_BIN
 
@@ -49,7 +49,7 @@ def test_the_leak_search_finds_a_leak():
         assert leaks(f"log line: connecting with {form} ...", [SSH_PASSWORD])
 
 
-def test_no_credential_in_logs_xcom_or_metadata(monkeypatch, airflow_db, loader_db, fake_pwsh, sshd, tmp_path, capfd):  # noqa: F811
+def test_no_credential_in_logs_xcom_or_metadata(monkeypatch, airflow_db, loader_db, fake_pwsh, sshd, tmp_path, capfd, caplog):
     hosts = ["127.0.0.1"]
     pwsh, _ = install_round_robin_pwsh(fake_pwsh, tmp_path, hosts)
     connection = {
@@ -62,6 +62,7 @@ def test_no_credential_in_logs_xcom_or_metadata(monkeypatch, airflow_db, loader_
     }
     monkeypatch.setenv("AIRFLOW_CONN_VBR_SSH", json.dumps(connection))
     secrets = [loader_db.password, SSH_PASSWORD]
+    caplog.set_level(logging.DEBUG)
 
     states = run_dag(
         monkeypatch,
@@ -79,6 +80,7 @@ def test_no_credential_in_logs_xcom_or_metadata(monkeypatch, airflow_db, loader_
     log_folder = Path(airflow_db["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
     log_texts = {str(path): path.read_text(errors="replace") for path in log_folder.rglob("*") if path.is_file()}
     log_texts["<stdout>"], log_texts["<stderr>"] = printed.out, printed.err
+    log_texts["<logging>"] = caplog.text  # where the records go depends on how logging was set up before
     everything = "\n".join(log_texts.values())
     assert "wrote {'history_rows'" in everything, "the task logs were not captured, so the search below proves nothing"
     assert "127.0.0.1" in everything
@@ -104,7 +106,9 @@ def test_no_credential_in_logs_xcom_or_metadata(monkeypatch, airflow_db, loader_
 
 
 @pytest.mark.parametrize("broken", ["postgres", "ssh"])
-def test_no_credential_in_the_logs_of_a_failed_login(monkeypatch, airflow_db, loader_db, fake_pwsh, sshd, tmp_path, capfd, broken):  # noqa: F811
+def test_no_credential_in_the_logs_of_a_failed_login(
+    monkeypatch, airflow_db, loader_db, fake_pwsh, sshd, tmp_path, capfd, caplog, broken
+):
     """A refused login ends in a traceback; neither it nor anything else may show the password."""
     import dag_runner
 
@@ -120,6 +124,7 @@ def test_no_credential_in_the_logs_of_a_failed_login(monkeypatch, airflow_db, lo
     if broken == "postgres":
         results_dsn = results_dsn.replace(quote(loader_db.password, safe=""), wrong_db_password)
     load_dag = dag_runner.load_dag
+    caplog.set_level(logging.DEBUG)
 
     def without_retries():  # a retried task would wait minutes in dag.test
         dag = load_dag()
@@ -137,7 +142,7 @@ def test_no_credential_in_the_logs_of_a_failed_login(monkeypatch, airflow_db, lo
 
     failed = "ensure_results_schema" if broken == "postgres" else "score_vbr_host.collect[0]"
     assert states[failed] == "failed", states
-    everything = printed.out + printed.err
+    everything = printed.out + printed.err + caplog.text
     expected = "password authentication failed" if broken == "postgres" else "cannot open SSH connection"
     assert expected in everything, "the failure was not logged, so the search below proves nothing"
     assert leaks(everything, [loader_db.password, SSH_PASSWORD, wrong_db_password]) == []

@@ -24,7 +24,6 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from tests.collector.conftest import fake_pwsh, sshd  # noqa: F401  (fixtures)
 from tests.collector.test_dag_collectors import calls_of, install_round_robin_pwsh
 from veeam_efficiency.settings import CollectionSettings, param_specs
 from veeam_efficiency.synthetic import generate_document
@@ -105,7 +104,7 @@ def test_ordinary_values_still_pass(name, value):
 @pytest.mark.airflow
 @pytest.mark.postgres
 @pytest.mark.usefixtures("airflow_db")
-def test_a_hostile_host_is_refused_when_the_run_is_triggered(monkeypatch, results_db, fake_pwsh, tmp_path):  # noqa: F811
+def test_a_hostile_host_is_refused_when_the_run_is_triggered(monkeypatch, results_db, fake_pwsh, tmp_path):
     from airflow.sdk.definitions.param import ParamValidationError
 
     pwsh, calls = install_round_robin_pwsh(fake_pwsh, tmp_path, ["vbr01"])
@@ -119,7 +118,7 @@ def test_a_hostile_host_is_refused_when_the_run_is_triggered(monkeypatch, result
 @pytest.mark.airflow
 @pytest.mark.postgres
 @pytest.mark.usefixtures("airflow_db")
-def test_what_slips_past_the_form_is_refused_by_the_first_task(monkeypatch, results_db, fake_pwsh, tmp_path):  # noqa: F811
+def test_what_slips_past_the_form_is_refused_by_the_first_task(monkeypatch, results_db, fake_pwsh, tmp_path):
     """JSON schema's "$" matches before a final newline; the settings every task validates do not."""
     pwsh, calls = install_round_robin_pwsh(fake_pwsh, tmp_path, ["vbr01"])
     conf = {"collector": "local", "vbr_hosts": ["vbr01\n"], "pwsh_path": str(pwsh)}
@@ -137,7 +136,7 @@ def test_what_slips_past_the_form_is_refused_by_the_first_task(monkeypatch, resu
 @pytest.mark.postgres
 @pytest.mark.parametrize("collector", ["local", pytest.param("ssh", marks=pytest.mark.ssh)])
 @pytest.mark.usefixtures("airflow_db")
-def test_job_names_reach_powershell_only_base64_encoded(monkeypatch, results_db, fake_pwsh, sshd, tmp_path, collector):  # noqa: F811
+def test_job_names_reach_powershell_only_base64_encoded(monkeypatch, results_db, fake_pwsh, sshd, tmp_path, collector):
     names = payloads()
     host = "127.0.0.1"
     pwsh, calls = install_round_robin_pwsh(fake_pwsh, tmp_path, [host])
