@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,45 @@ def test_no_credential_in_the_logs_of_a_failed_login(
     expected = "password authentication failed" if broken == "postgres" else "cannot open SSH connection"
     assert expected in everything, "the failure was not logged, so the search below proves nothing"
     assert leaks(everything, [loader_db.password, SSH_PASSWORD, wrong_db_password]) == []
+
+
+# --------------------------------------------------------------------------- the repository
+
+_PLACEHOLDER = re.compile(r"^(|pass|password|<[^>]*>|\.\.\.|change-me.*|\$\{[^}]*\}|\$[A-Za-z_]+)$")
+_SECRET_SHAPES = (
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"[a-z][a-z0-9+.-]*://[^\s/@:'\"]+:([^\s/@'\"]*)@", re.IGNORECASE),  # scheme://user:secret@
+    re.compile(r"\"(?:password|passwd|secret)\"\s*:\s*\"([^\"]*)\"", re.IGNORECASE),  # JSON connection extras
+    re.compile(r"^\s*[A-Z_]*(?:PASSWORD|SECRET|TOKEN)[A-Z_]*=['\"]?([^'\"\s]*)", re.MULTILINE),  # env files
+)
+
+
+def secrets_in(text: str) -> list[str]:
+    found = []
+    for shape in _SECRET_SHAPES:
+        for match in shape.finditer(text):
+            value = match.group(1) if shape.groups else match.group(0)
+            if not _PLACEHOLDER.match(value):
+                found.append(match.group(0))
+    return found
+
+
+def test_the_repository_search_finds_planted_secrets():
+    planted = [
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
+        "AIRFLOW_CONN_POSTGRES_DEFAULT=postgresql://veeam:S3cr3t@db/veeam",
+        '{"conn_type": "ssh", "password": "hunter2"}',
+        "VEEAM_RESULTS_DB_PASSWORD=hunter2",
+    ]
+    assert [bool(secrets_in(line)) for line in planted] == [True] * len(planted)
+    assert secrets_in("postgresql://user:pass@host:5432/db ${VEEAM_RESULTS_DB_PASSWORD:?set it}") == []
+
+
+def test_no_credential_in_the_repository():
+    """Every tracked file outside tests/ (whose throwaway clusters use made-up passwords)."""
+    root = Path(__file__).resolve().parents[2]
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    files = [name for name in tracked if not name.startswith("tests/") and (root / name).is_file()]
+    assert "docker-compose.yaml" in files and ".env.example" in files
+    found = {name: hits for name in files if (hits := secrets_in((root / name).read_text(errors="replace")))}
+    assert found == {}
