@@ -91,8 +91,9 @@ def _unusable_columns(cur: Any) -> list[str]:
     problems = []
     for table, columns in ((SCORECARDS, SCORECARD_COLUMNS), (HISTORY, HISTORY_COLUMNS)):
         cur.execute(
-            "SELECT wanted.name, a.attname IS NOT NULL, a.attname IS NOT NULL AND "
-            "has_column_privilege(c.oid, a.attnum, 'SELECT, INSERT, UPDATE') "
+            "SELECT wanted.name, a.attname IS NOT NULL, a.attname IS NOT NULL "  # a privilege list means "any of"
+            "AND has_column_privilege(c.oid, a.attnum, 'SELECT') AND has_column_privilege(c.oid, a.attnum, 'INSERT') "
+            "AND has_column_privilege(c.oid, a.attnum, 'UPDATE') "
             "FROM unnest(%s::text[]) AS wanted(name) "
             "LEFT JOIN pg_class AS c ON c.oid = to_regclass(%s) "
             "LEFT JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attname = wanted.name AND NOT a.attisdropped",
@@ -105,8 +106,10 @@ def _unusable_columns(cur: Any) -> list[str]:
             problems.append(f"table {SCHEMA}.{table} is missing")
         elif missing:
             problems.append(f"{SCHEMA}.{table} lacks column(s) {', '.join(missing)}")
-        if denied:
-            problems.append(f"no SELECT/INSERT/UPDATE on {SCHEMA}.{table} column(s) {', '.join(denied)}")
+        if len(denied) == len(rows):
+            problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table}")
+        elif denied:
+            problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table} column(s) {', '.join(denied)}")
     cur.execute("SELECT has_table_privilege(to_regclass(%s), 'DELETE')", (f"{SCHEMA}.{SCORECARDS}",))
     if cur.fetchone()[0] is False:  # stale scorecards of a re-run day are deleted
         problems.append(f"no DELETE on {SCHEMA}.{SCORECARDS}")

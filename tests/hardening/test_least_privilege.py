@@ -127,11 +127,13 @@ def test_ensure_schema_as_the_loader_checks_instead_of_creating(loader_db):
     with psycopg.connect(loader_db.admin_dsn, autocommit=True) as admin:
         admin.execute("DROP TABLE feature3.storage_efficiency_history")
         admin.execute("REVOKE DELETE ON feature3.metrics_storage_efficiency FROM veeam_efficiency_loader")
+        admin.execute("REVOKE UPDATE ON feature3.metrics_storage_efficiency FROM veeam_efficiency_loader")
     with loader_db.loader_connect() as conn, pytest.raises(storage.SchemaNotReady) as refused:
         storage.ensure_schema(conn)
     message = str(refused.value)
     assert "table feature3.storage_efficiency_history is missing" in message
     assert "no DELETE on feature3.metrics_storage_efficiency" in message
+    assert "no SELECT, INSERT and UPDATE on feature3.metrics_storage_efficiency;" in message  # SELECT alone is not enough
     assert "grants.sql" in message
     # the DBA's fix is re-applying the grants (which applies schema.sql too)
     assert apply_grants(loader_db.admin_dsn).returncode == 0
