@@ -20,7 +20,12 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from tests.collector.conftest import fake_pwsh, sshd  # noqa: F401  (fixtures of the collector tests, reused here)
+from tests.collector.conftest import (  # noqa: F401  (fixtures of the collector tests, reused here)
+    collector_script,
+    fake_pwsh,
+    ssh_hook,
+    sshd,
+)
 from tests.pg_cluster import PG_BIN
 
 REPO = Path(__file__).resolve().parents[2]
