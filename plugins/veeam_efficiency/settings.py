@@ -14,7 +14,7 @@ import math
 import os
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 COMPONENTS = ("dedup", "compression", "trend", "consistency", "anomaly")
 
@@ -117,6 +117,7 @@ def param_specs(model: type[BaseModel] = AnalysisSettings) -> dict[str, dict[str
     keywords = (
         "type", "items", "enum", "description", "title",
         "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "maxItems",
+        "pattern",
     )  # fmt: skip
     specs: dict[str, dict[str, Any]] = {}
     for name, prop in model.model_json_schema()["properties"].items():
@@ -124,6 +125,16 @@ def param_specs(model: type[BaseModel] = AnalysisSettings) -> dict[str, dict[str
         spec["default"] = model.model_fields[name].get_default(call_default_factory=True)
         specs[name] = spec
     return specs
+
+
+# Values that name things for other programs are held to plain alphabets (checked here and in the
+# trigger form), so none can carry shell or PowerShell syntax or pass for a command-line option.
+# Job names need no such rule: they only ever travel base64-encoded and as bound SQL parameters.
+HOST_NAME = r"^[A-Za-z0-9_:][A-Za-z0-9_.:-]{0,252}$"  # DNS name, IPv4 or IPv6 address; no leading "-"
+CONN_ID = r"^[A-Za-z0-9_.-]{1,250}$"  # Airflow's own rule for connection ids
+EXECUTABLE = r"^[A-Za-z0-9_./:\\][A-Za-z0-9_ ./:\\-]{0,259}$"  # a command name or a path; no leading "-"
+HostName = Annotated[str, StringConstraints(pattern=HOST_NAME)]
+JobName = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
 class CollectionSettings(BaseModel):
@@ -142,25 +153,22 @@ class CollectionSettings(BaseModel):
         description="replay only: a collector JSON file, or a directory of them (one per VBR host), relative to "
         "the replay directory (env VEEAM_REPLAY_DIR). Empty: the whole replay directory.",
     )
-    vbr_hosts: list[str] = Field(
+    vbr_hosts: list[HostName] = Field(
         default_factory=list,
         max_length=500,
         description="ssh: VBR servers to collect from, each reached through the SSH connection (its host is "
         "replaced by the name here). Empty: the connection's own host. local: a label for this server.",
     )
-    job_names: list[str] = Field(
+    job_names: list[JobName] = Field(
         default_factory=list, max_length=10_000, description="Only these VBR jobs (exact names). Empty: every job."
     )
-    ssh_conn_id: str = Field(
-        "vbr_ssh", min_length=1, max_length=250, description="Airflow SSH connection to the VBR host(s)."
-    )
+    ssh_conn_id: str = Field("vbr_ssh", pattern=CONN_ID, description="Airflow SSH connection to the VBR host(s).")
     postgres_conn_id: str = Field(
-        "postgres_default", min_length=1, max_length=250, description="Airflow connection of the results database."
+        "postgres_default", pattern=CONN_ID, description="Airflow connection of the results database."
     )
     pwsh_path: str = Field(
         "pwsh",
-        min_length=1,
-        max_length=260,
+        pattern=EXECUTABLE,
         description="PowerShell executable: pwsh (PowerShell 7, VBR 13) or powershell.exe (Windows PowerShell 5.1, VBR 12).",
     )
     collector_timeout_minutes: int = Field(

@@ -55,11 +55,65 @@ HISTORY_COLUMNS: dict[str, str] = {
 HISTORY_KEY = ("vbr_host", "session_id")
 
 
+class SchemaNotReady(RuntimeError):
+    """The tables are missing, lack a column, or the role may not write them; the DBA must act."""
+
+
 def ensure_schema(conn: Any) -> None:
-    """Create the ``feature3`` schema and tables if they are missing (idempotent DDL)."""
+    """Create or migrate the ``feature3`` tables when this role may, else check they are usable.
+
+    A role that owns ``feature3`` (or finds it missing) runs the idempotent DDL. A
+    least-privilege loader (``include/sql/grants.sql``: rows only, the schema belongs to
+    another role) cannot, and need not: it checks that every column it writes is there and
+    that it may write it, and raises :class:`SchemaNotReady` saying what the DBA must apply.
+    """
     with conn.cursor() as cur:
-        cur.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
+        cur.execute(
+            "SELECT n.oid IS NULL OR pg_has_role(current_user, n.nspowner, 'USAGE') "
+            "FROM (SELECT 1) AS one LEFT JOIN pg_namespace AS n ON n.nspname = %s",
+            (SCHEMA,),
+        )
+        if cur.fetchone()[0]:
+            cur.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
+        else:
+            problems = _unusable_columns(cur)
+            if problems:
+                conn.rollback()
+                raise SchemaNotReady(
+                    f"schema {SCHEMA} belongs to another role and is not ready for this one: "
+                    f"{'; '.join(problems)}. Have the DBA apply include/sql/grants.sql (it applies schema.sql too)."
+                )
     conn.commit()
+
+
+def _unusable_columns(cur: Any) -> list[str]:
+    """Each table this DAG writes whose columns are missing or not writable by the current role."""
+    problems = []
+    for table, columns in ((SCORECARDS, SCORECARD_COLUMNS), (HISTORY, HISTORY_COLUMNS)):
+        cur.execute(
+            "SELECT wanted.name, a.attname IS NOT NULL, a.attname IS NOT NULL "  # a privilege list means "any of"
+            "AND has_column_privilege(c.oid, a.attnum, 'SELECT') AND has_column_privilege(c.oid, a.attnum, 'INSERT') "
+            "AND has_column_privilege(c.oid, a.attnum, 'UPDATE') "
+            "FROM unnest(%s::text[]) AS wanted(name) "
+            "LEFT JOIN pg_class AS c ON c.oid = to_regclass(%s) "
+            "LEFT JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attname = wanted.name AND NOT a.attisdropped",
+            (list(columns), f"{SCHEMA}.{table}"),
+        )
+        rows = cur.fetchall()
+        missing = [name for name, present, _ in rows if not present]
+        denied = [name for name, present, writable in rows if present and not writable]
+        if len(missing) == len(rows):
+            problems.append(f"table {SCHEMA}.{table} is missing")
+        elif missing:
+            problems.append(f"{SCHEMA}.{table} lacks column(s) {', '.join(missing)}")
+        if len(denied) == len(rows):
+            problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table}")
+        elif denied:
+            problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table} column(s) {', '.join(denied)}")
+    cur.execute("SELECT has_table_privilege(to_regclass(%s), 'DELETE')", (f"{SCHEMA}.{SCORECARDS}",))
+    if cur.fetchone()[0] is False:  # stale scorecards of a re-run day are deleted
+        problems.append(f"no DELETE on {SCHEMA}.{SCORECARDS}")
+    return problems
 
 
 def write_run(

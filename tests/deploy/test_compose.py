@@ -422,13 +422,15 @@ def test_init_script_creates_database_and_non_superuser_role() -> None:
     assert re.search(r"CREATE DATABASE", code), "no CREATE DATABASE"
     assert re.search(r"^results_db=veeam_efficiency$", code, re.MULTILINE)
     assert re.search(r"^results_role=veeam_efficiency$", code, re.MULTILINE)
-    assert re.search(r"^results_schema=feature3$", code, re.MULTILINE)
+    assert re.search(r"^results_owner=veeam_efficiency_owner$", code, re.MULTILINE)
     assert re.search(r"CREATE ROLE", code), "no CREATE ROLE"
     for attribute in ("NOSUPERUSER", "NOCREATEDB", "NOCREATEROLE", "NOREPLICATION", "NOBYPASSRLS"):
         assert attribute in code, f"role is not created {attribute}"
     granted = re.findall(r"(?<![A-Z])(SUPERUSER|CREATEDB|CREATEROLE|REPLICATION|BYPASSRLS)\b", code)
     assert not granted, f"the results role must not get {granted}"
-    assert re.search(r"CREATE SCHEMA IF NOT EXISTS :\"schema\" AUTHORIZATION :\"role\"", code)
+    # the schema and its tables belong to a NOLOGIN owner; the DAG's role gets rows only (grants.sql)
+    assert re.search(r'-v loader="\$results_role" -v owner="\$results_owner" -f "\$VEEAM_SQL_DIR/grants.sql"', code)
+    assert not re.search(r"CREATE SCHEMA|GRANT[^;]*CREATE", code), "the DAG's role must not create schemas"
     assert "VEEAM_RESULTS_DB_PASSWORD" in code and "\\getenv" in code, "password must come from the env"
 
 
@@ -545,20 +547,29 @@ def test_init_script_against_a_throwaway_cluster() -> None:
                 == "f|f|f|f|f|t"
             )
             assert super_sql("SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'feature3'") == (
-                "veeam_efficiency"
+                "veeam_efficiency_owner"
             )
             assert super_sql("SELECT has_database_privilege('public', 'veeam_efficiency', 'CONNECT')") == "f"
 
-            # the role logs in with its password and can apply schema.sql, as the DAG's first task does
+            # the role logs in with its password and may stage and write rows, as the DAG's load does
             as_role = sql(
-                (SQL_DIR / "schema.sql").read_text() if (SQL_DIR / "schema.sql").exists() else "SELECT 1",
+                "CREATE TEMP TABLE staged (LIKE feature3.storage_efficiency_history);"
+                "DELETE FROM feature3.metrics_storage_efficiency WHERE false;"
+                "SELECT count(*) FROM feature3.storage_efficiency_history",
                 "veeam_efficiency",
                 role_password,
             )
             assert as_role.returncode == 0, as_role.stderr
             assert sql("SELECT 1", "veeam_efficiency", "wrong-password").returncode != 0
-            # ... but is no more than the owner of its schema
-            for statement in ("CREATE DATABASE other", "CREATE ROLE other", "CREATE TABLE public.t (x int)"):
+            # ... but can do nothing else
+            for statement in (
+                "CREATE DATABASE other",
+                "CREATE ROLE other",
+                "CREATE TABLE public.t (x int)",
+                "CREATE SCHEMA other",
+                "DROP TABLE feature3.storage_efficiency_history",
+                "TRUNCATE feature3.metrics_storage_efficiency",
+            ):
                 denied = sql(statement, "veeam_efficiency", role_password)
                 assert denied.returncode != 0, f"veeam_efficiency may {statement}"
             # nor can it open the bootstrap (Airflow metadata) database

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from veeam_efficiency.settings import COMPONENTS, AnalysisSettings, CollectionSettings, param_specs
+from veeam_efficiency.settings import COMPONENTS, HOST_NAME, AnalysisSettings, CollectionSettings, param_specs
 
 
 def test_defaults_are_the_specification() -> None:
@@ -110,7 +110,7 @@ def test_param_specs_array_field() -> None:
     specs = param_specs(CollectionSettings)
     hosts = specs["vbr_hosts"]
     assert hosts["type"] == "array"
-    assert hosts["items"] == {"type": "string"}
+    assert hosts["items"] == {"type": "string", "pattern": HOST_NAME}  # the trigger form refuses "a;b" too
     assert hosts["default"] == []
     assert hosts["maxItems"] == 500
     assert hosts["description"]

@@ -11,13 +11,12 @@
 #   * role veeam_efficiency: LOGIN with a password, NOSUPERUSER NOCREATEDB NOCREATEROLE
 #     NOREPLICATION NOBYPASSRLS; the DAG's postgres_default connection logs in as it;
 #   * database veeam_efficiency, owned by the bootstrap superuser (so the application role
-#     cannot drop it or change its settings); PUBLIC loses CONNECT, the role gets CONNECT
-#     and TEMPORARY (and CREATE, see below); PUBLIC also loses CONNECT on $POSTGRES_DB, the
-#     Airflow metadata database;
-#   * schema feature3 in it, owned by veeam_efficiency (it creates and migrates its own
-#     tables there); CREATE on schema public is revoked from PUBLIC;
-#   * then, if present, include/sql/schema.sql is applied AS veeam_efficiency (so every
-#     table belongs to the role) and include/sql/grants.sql as the superuser.
+#     cannot drop it or change its settings); PUBLIC loses CONNECT and TEMPORARY on it, and
+#     CONNECT on $POSTGRES_DB, the Airflow metadata database;
+#   * then include/sql/grants.sql, as the superuser, with loader=veeam_efficiency and
+#     owner=veeam_efficiency_owner: the NOLOGIN owner role gets schema feature3 and its
+#     tables (schema.sql), the DAG's role only CONNECT, TEMPORARY and row access
+#     (SELECT, INSERT, UPDATE, DELETE) on feature3: it cannot drop, truncate or alter them.
 #
 # The password is read by psql from the environment (\getenv), never put on a command line.
 set -euo pipefail
@@ -29,7 +28,7 @@ VEEAM_SQL_DIR="${VEEAM_SQL_DIR:-/opt/veeam/sql}"
 
 results_db=veeam_efficiency
 results_role=veeam_efficiency
-results_schema=feature3
+results_owner=veeam_efficiency_owner
 
 psql_super() {
     psql -X -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" "$@"
@@ -50,34 +49,15 @@ SELECT format('CREATE DATABASE %I ENCODING %L TEMPLATE template0', :'db', 'UTF8'
  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = :'db')
 \gexec
 REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
--- CREATE on the database only because PostgreSQL checks it before the IF NOT EXISTS of the
--- "CREATE SCHEMA IF NOT EXISTS feature3" that include/sql/schema.sql runs on every DAG run.
-GRANT CONNECT, TEMPORARY, CREATE ON DATABASE :"db" TO :"role";
+-- an older version of this script let the role create (and own) schema feature3
+REVOKE CREATE ON DATABASE :"db" FROM :"role";
 -- nor may it (or any other non-owner) open the bootstrap database: that is Airflow's metadata
 SELECT format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', current_database())
 \gexec
 SQL
 
-echo "veeam-results-db: creating schema ${results_schema} owned by ${results_role}"
-psql_super --dbname "$results_db" \
-    -v role="$results_role" -v schema="$results_schema" <<'SQL'
-REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-CREATE SCHEMA IF NOT EXISTS :"schema" AUTHORIZATION :"role";
-ALTER SCHEMA :"schema" OWNER TO :"role";
-SQL
-
-if [[ -f "$VEEAM_SQL_DIR/schema.sql" ]]; then
-    echo "veeam-results-db: applying $VEEAM_SQL_DIR/schema.sql as ${results_role}"
-    {
-        printf 'SET ROLE %s;\n' "$results_role"
-        cat "$VEEAM_SQL_DIR/schema.sql"
-    } | psql_super --dbname "$results_db" --single-transaction
-fi
-
-if [[ -f "$VEEAM_SQL_DIR/grants.sql" ]]; then
-    echo "veeam-results-db: applying $VEEAM_SQL_DIR/grants.sql"
-    psql_super --dbname "$results_db" --single-transaction \
-        -v role="$results_role" -v schema="$results_schema" -f "$VEEAM_SQL_DIR/grants.sql"
-fi
+echo "veeam-results-db: applying $VEEAM_SQL_DIR/grants.sql (schema feature3 owned by ${results_owner})"
+VEEAM_LOADER_PASSWORD="$VEEAM_RESULTS_DB_PASSWORD" psql_super --dbname "$results_db" \
+    -v loader="$results_role" -v owner="$results_owner" -f "$VEEAM_SQL_DIR/grants.sql"
 
 echo "veeam-results-db: done"

@@ -3,8 +3,9 @@
 The script is copied by SFTP to a unique name in the remote account's login directory,
 run there, and removed again. The command line is built only from tokens of a safe
 alphabet (pwsh path, uuid file name, UTC times, base64), so whichever shell the server
-uses (sh, cmd.exe, PowerShell) has nothing to interpret. Host keys are verified the way
-the hook is configured (known_hosts or the connection's ``host_key`` extra).
+uses (sh, cmd.exe, PowerShell) has nothing to interpret. Host keys are always verified
+(known_hosts or the connection's ``host_key`` extra): a connection that turns verification
+off is refused.
 
 The hook logs every stdout line at INFO, i.e. the whole document: for big documents set
 ``[logging] namespace_levels = airflow.task.hooks.airflow.providers.ssh.hooks.ssh.SSHHook=WARNING``.
@@ -77,6 +78,7 @@ def run_remote_script(
         raise FileNotFoundError(f"collector script {script} does not exist")
     remote_name = f"veeam_efficiency_{uuid.uuid4().hex}.ps1"
     command = remote_command(pwsh, remote_name, script_arguments(window_start, window_end, job_names))
+    _refuse_unverified_host_keys(hook)
     where = f"{hook.username}@{hook.remote_host}:{hook.port}"
     transient = _transient_errors()
     try:
@@ -90,6 +92,18 @@ def run_remote_script(
     finally:
         client.close()
     return check_output(exit_code, stdout, stderr, where)
+
+
+def _refuse_unverified_host_keys(hook: SSHHook) -> None:
+    """Fail (no retry) on a connection that accepts any host key: whoever answers would get the credentials."""
+    if hook.no_host_key_check or hook.allow_host_key_change:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"SSH connection {hook.ssh_conn_id!r} turns host key verification off (no_host_key_check or "
+            "allow_host_key_change), so any server could answer for the VBR host; remove that extra and pin the "
+            "key instead (host_key extra or the worker's known_hosts)"
+        )
 
 
 def _copy_run_remove(
