@@ -92,7 +92,10 @@ def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = 
             states = dict(
                 conn.execute("SELECT task_id, state FROM task_instance WHERE dag_id = %s", (DAG_ID,)).fetchall()
             )
-            references = [row[0] for row in conn.execute("SELECT value::text FROM xcom ORDER BY task_id").fetchall()]
+            rows = conn.execute(
+                "SELECT task_id, key, map_index, value::text FROM xcom ORDER BY task_id, key"
+            ).fetchall()
+        references = [row[3] for row in rows]
         with psycopg.connect(results_dsn) as conn:
             history_rows = conn.execute("SELECT count(*) FROM feature3.storage_efficiency_history").fetchone()
         objects = sorted((home / "xcom").rglob("*.gz"))
@@ -111,6 +114,7 @@ def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = 
             "objects_gzip_bytes": sum(path.stat().st_size for path in objects),
             "payload_bytes": sum(len(gzip.decompress(path.read_bytes())) for path in objects),
             "xcom_references": references,
+            "xcom_keys": [f"{task}[{index}] {key}" for task, key, index, _ in rows],
             "xcom_root": f"file://{home / 'xcom'}",
         }
     finally:

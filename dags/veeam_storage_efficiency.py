@@ -113,7 +113,7 @@ def veeam_storage_efficiency() -> None:
         except CollectorError as exc:
             raise AirflowException(str(exc)) from None  # transient: retried with backoff
 
-    @task(retries=0)
+    @task(retries=0, multiple_outputs=False)  # one XCom: a dict return would also push each key
     def validate(
         raw_document: str, params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def veeam_storage_efficiency() -> None:
             return [f"{GROUP}.analyze", f"{GROUP}.load"]
         return [f"{GROUP}.load"]
 
-    @task(retries=0)  # deterministic: a retry would fail the same way
+    @task(retries=0, multiple_outputs=False)  # deterministic: a retry would fail the same way
     def analyze(validated: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Score each qualifying job: the five component scores, overall, grade, trend, anomalies."""
         from airflow.sdk.exceptions import AirflowSkipException
@@ -149,14 +149,14 @@ def veeam_storage_efficiency() -> None:
             raise AirflowSkipException("no job has enough scorable sessions in the window")
         return pipeline.analyze(validated, _settings(params)[1])
 
-    @task(retries=0)
+    @task(retries=0, multiple_outputs=False)
     def optimize(analysis: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Add the storage and money each job wastes against the target dedup and compression."""
         from veeam_efficiency import pipeline
 
         return pipeline.optimize(analysis, _settings(params)[1])
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", multiple_outputs=False)
     def load(
         validated: dict[str, Any], optimized: dict[str, Any] | None, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:

@@ -22,9 +22,11 @@ def test_large_xcoms_go_to_object_storage_and_the_metadata_db_keeps_references(t
     assert figures["dags_test_returncode"] == 0, figures["dags_test_tail"]
     assert set(figures["task_states"].values()) == {"success"}, figures["task_states"]
     assert figures["history_rows"] > 9_500  # every in-window session loaded (a few duplicates dropped)
-    # the raw document, the validated sessions and the anomaly verdicts are objects under the path
-    written = {Path(name).parent.name for name in figures["objects"]}
-    assert {"score_vbr_host.collect", "score_vbr_host.validate", "score_vbr_host.analyze"} <= written, written
+    # the raw document, the validated sessions and the anomaly verdicts (twice: analyze, optimize)
+    # are objects under the path, each written once: no task also pushes its dict key by key
+    written = sorted(Path(name).parent.name for name in figures["objects"])
+    assert written == [f"score_vbr_host.{task}" for task in ("analyze", "collect", "optimize", "validate")], written
+    assert {key.split()[-1] for key in figures["xcom_keys"]} == {"return_value", "skipmixin_key"}, figures["xcom_keys"]
     assert figures["payload_bytes"] > figures["document_bytes"] > 2_000_000
     references = [value for value in figures["xcom_references"] if figures["xcom_root"] in value]
     assert len(references) == len(figures["objects"])
