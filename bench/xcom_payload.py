@@ -104,6 +104,7 @@ def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = 
             "jobs": jobs,
             "document_bytes": document.stat().st_size,
             "dags_test_returncode": test.returncode,
+            "dags_test_output_bytes": len(test.stdout.encode()) + len(test.stderr.encode()),  # task logs included
             "dags_test_tail": (test.stdout + test.stderr)[-3000:] if test.returncode else "",
             "wall_s": round(wall, 1),
             "task_states": states,

@@ -27,6 +27,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from veeam_efficiency.settings import AnalysisSettings, CollectionSettings, param_specs
 
 GROUP = "score_vbr_host"
+# What collect..optimize return can be 100 MB on a large server: one XCom each (a dict
+# return would also push every key) and never echoed into the task log.
+LARGE_RESULT: dict[str, Any] = {"multiple_outputs": False, "show_return_value_in_logs": False}
 
 
 def _settings(params: dict[str, Any] | None = None) -> tuple[CollectionSettings, AnalysisSettings]:
@@ -95,7 +98,7 @@ def veeam_storage_efficiency() -> None:
                 raise AirflowFailException(str(exc)) from None
         return [{"vbr_host": host} for host in collection.vbr_hosts or [""]]
 
-    @task(map_index_template="{{ vbr_host }}")
+    @task(map_index_template="{{ vbr_host }}", **LARGE_RESULT)
     def collect(
         target: dict[str, str], params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> str:
@@ -113,7 +116,7 @@ def veeam_storage_efficiency() -> None:
         except CollectorError as exc:
             raise AirflowException(str(exc)) from None  # transient: retried with backoff
 
-    @task(retries=0, multiple_outputs=False)  # one XCom: a dict return would also push each key
+    @task(retries=0, **LARGE_RESULT)
     def validate(
         raw_document: str, params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> dict[str, Any]:
@@ -136,7 +139,7 @@ def veeam_storage_efficiency() -> None:
             return [f"{GROUP}.analyze", f"{GROUP}.load"]
         return [f"{GROUP}.load"]
 
-    @task(retries=0, multiple_outputs=False)  # deterministic: a retry would fail the same way
+    @task(retries=0, **LARGE_RESULT)  # deterministic: a retry would fail the same way
     def analyze(validated: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Score each qualifying job: the five component scores, overall, grade, trend, anomalies."""
         from airflow.sdk.exceptions import AirflowSkipException
@@ -149,7 +152,7 @@ def veeam_storage_efficiency() -> None:
             raise AirflowSkipException("no job has enough scorable sessions in the window")
         return pipeline.analyze(validated, _settings(params)[1])
 
-    @task(retries=0, multiple_outputs=False)
+    @task(retries=0, **LARGE_RESULT)
     def optimize(analysis: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Add the storage and money each job wastes against the target dedup and compression."""
         from veeam_efficiency import pipeline

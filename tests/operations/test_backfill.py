@@ -72,7 +72,15 @@ def test_backfill_writes_each_days_scorecards_once(tmp_path: Path, results_db, a
             stack.cli(*backfill, "--max-active-runs", "5")
             phase("backfill created")
 
-            # meanwhile, in this process: what a dag.test of each day writes, into its own database
+            stack.wait_for(
+                "the first backfill's runs to finish",
+                lambda: {row[3] for row in _runs(stack)} <= {"success", "failed"} and len(_runs(stack)) == len(DAYS),
+                timeout=240,
+            )
+            phase("first backfill's runs finished")
+
+            # while the scheduler marks the backfill complete (every 30 s), in this process: what a
+            # dag.test of each day writes, into a database of its own
             for day in DAYS:  # dag.test(logical_date=T) runs the interval [T - 1 day, T)
                 states = run_dag(
                     monkeypatch,
@@ -82,9 +90,7 @@ def test_backfill_writes_each_days_scorecards_once(tmp_path: Path, results_db, a
                 )
                 assert set(states.values()) == {"success"}, states
             phase("reference dag.test runs done")
-
-            stack.wait_for("the first backfill to finish", lambda: _backfill_done(stack, 1), timeout=240)
-            phase("first backfill done")
+            stack.wait_for("the first backfill to be marked complete", lambda: _backfill_done(stack, 1), timeout=60)
             runs = _runs(stack)
             assert [row[0] for row in runs] == DAYS, runs
             assert {row[3] for row in runs} == {"success"}, f"{runs}\n{stack.diagnostics()}"

@@ -30,6 +30,8 @@ def test_large_xcoms_go_to_object_storage_and_the_metadata_db_keeps_references(t
     assert figures["payload_bytes"] > figures["document_bytes"] > 2_000_000
     references = [value for value in figures["xcom_references"] if figures["xcom_root"] in value]
     assert len(references) == len(figures["objects"])
+    # nor is any of it echoed into the task logs (printed by `airflow dags test`)
+    assert figures["dags_test_output_bytes"] < figures["document_bytes"] / 10, figures["dags_test_output_bytes"]
     # the metadata database grows by kilobytes of references, not by the megabytes of payload
     xcom_growth = figures["after"]["xcom_values_bytes"] - figures["before"]["xcom_values_bytes"]
     database_growth = figures["after"]["database_bytes"] - figures["before"]["database_bytes"]
