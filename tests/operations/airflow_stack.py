@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -112,6 +113,7 @@ class AirflowStack:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
         drop_database(self.db_name)
+        shutil.rmtree(self.home, ignore_errors=True)
 
     # --- helpers --------------------------------------------------------------------
     def cli(self, *argv: str, timeout: float = 120) -> str:
