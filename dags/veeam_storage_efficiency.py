@@ -36,6 +36,9 @@ from veeam_efficiency.settings import AlertSettings, AnalysisSettings, Collectio
 
 GROUP = "score_vbr_host"
 PARAMS = {**param_specs(CollectionSettings), **param_specs(AnalysisSettings), **param_specs(AlertSettings)}
+# What collect..optimize return can be 100 MB on a large server: one XCom each (a dict
+# return would also push every key) and never echoed into the task log.
+LARGE_RESULT: dict[str, Any] = {"multiple_outputs": False, "show_return_value_in_logs": False}
 
 
 def _settings(params: dict[str, Any] | None = None) -> tuple[CollectionSettings, AnalysisSettings]:
@@ -103,7 +106,7 @@ def veeam_storage_efficiency() -> None:
                 raise AirflowFailException(str(exc)) from None
         return [{"vbr_host": host} for host in collection.vbr_hosts or [""]]
 
-    @task(map_index_template="{{ vbr_host }}")
+    @task(map_index_template="{{ vbr_host }}", **LARGE_RESULT)
     def collect(
         target: dict[str, str], params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> str:
@@ -121,7 +124,7 @@ def veeam_storage_efficiency() -> None:
         except CollectorError as exc:
             raise AirflowException(str(exc)) from None  # transient: retried with backoff
 
-    @task(retries=0)
+    @task(retries=0, **LARGE_RESULT)
     def validate(
         raw_document: str, params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> dict[str, Any]:
@@ -144,7 +147,7 @@ def veeam_storage_efficiency() -> None:
             return [f"{GROUP}.analyze", f"{GROUP}.load"]
         return [f"{GROUP}.load"]
 
-    @task(retries=0)  # deterministic: a retry would fail the same way
+    @task(retries=0, **LARGE_RESULT)  # deterministic: a retry would fail the same way
     def analyze(validated: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Score each qualifying job: the five component scores, overall, grade, trend, anomalies."""
         from airflow.sdk.exceptions import AirflowSkipException
@@ -157,14 +160,14 @@ def veeam_storage_efficiency() -> None:
             raise AirflowSkipException("no job has enough scorable sessions in the window")
         return pipeline.analyze(validated, _settings(params)[1])
 
-    @task(retries=0)
+    @task(retries=0, **LARGE_RESULT)
     def optimize(analysis: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Add the storage and money each job wastes against the target dedup and compression."""
         from veeam_efficiency import pipeline
 
         return pipeline.optimize(analysis, _settings(params)[1])
 
-    @task(trigger_rule="none_failed", outlets=OUTLETS)
+    @task(trigger_rule="none_failed", outlets=OUTLETS, multiple_outputs=False)
     def load(
         validated: dict[str, Any],
         optimized: dict[str, Any] | None,
@@ -184,7 +187,7 @@ def veeam_storage_efficiency() -> None:
         announce(outlet_events, hook.get_connection(collection.postgres_conn_id), written)
         return written
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", multiple_outputs=False)
     def alert_degraded_jobs(loaded: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """One summary of the jobs this run flagged (hosts that failed have their own failure alert)."""
         from veeam_efficiency.notifications import send_degradation_summary

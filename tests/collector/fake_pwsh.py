@@ -2,7 +2,8 @@
 
 It checks the command line the collectors build, records it, and then behaves as the
 control file next to it says (``<this file>.control.json``): replay the recorded
-document, fail, hang, print truncated JSON or nothing, or reset its SSH connection.
+document, fail, fail only the first ``failures`` calls (a transient outage), hang, print
+truncated JSON or nothing, or reset its SSH connection.
 Standard library only: it also runs under the test sshd, with a bare environment.
 """
 
@@ -81,6 +82,14 @@ def main():
         for number in range(1, control.get("stderr_lines", 30) + 1):
             sys.stderr.write(f"Get-VBRBackupSession: failure line {number}\n")
         sys.exit(control.get("exit_code", 3))
+    elif mode == "fail_first":  # a transient outage: the first calls fail, later ones replay
+        calls = Path(__file__ + ".calls")
+        number = int(calls.read_text()) if calls.exists() else 0
+        calls.write_text(str(number + 1))
+        if number < control.get("failures", 1):
+            sys.stderr.write(f"Connect-VBRServer: the server is not responding (call {number + 1})\n")
+            sys.exit(control.get("exit_code", 3))
+        out.write(document)
     elif mode == "hang":
         sys.stderr.write("collector started, now hanging\n")
         sys.stderr.flush()
