@@ -46,6 +46,7 @@ def _settings(params: dict[str, Any] | None = None) -> tuple[CollectionSettings,
     from pydantic import ValidationError
 
     try:
+        AlertSettings.model_validate(dict(params or {}))  # a bad recipient fails the run before collecting
         return CollectionSettings.model_validate(dict(params or {})), AnalysisSettings.model_validate(
             dict(params or {})
         )
@@ -192,6 +193,7 @@ def veeam_storage_efficiency() -> None:
         """One summary of the jobs this run flagged (hosts that failed have their own failure alert)."""
         from veeam_efficiency.notifications import send_degradation_summary
 
+        _settings(params)  # bad Params fail here at once, not after three retries
         return send_degradation_summary(loaded, params, get_current_context())
 
     @task_group(group_id=GROUP)
