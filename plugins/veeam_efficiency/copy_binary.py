@@ -39,12 +39,13 @@ def supported(pg_type: str) -> bool:
     return pg_type in FIXED or pg_type in ("text", "jsonb") or pg_type.startswith("character")
 
 
-def binary_copy_chunks(frame: pd.DataFrame, pg_types: dict[str, str], rows: int = 50_000) -> Iterator[bytes]:
+def binary_copy(frame: pd.DataFrame, pg_types: dict[str, str], rows: int = 50_000) -> tuple[list[str], Iterator[bytes]]:
     """``frame``'s columns ``pg_types`` (name -> PostgreSQL type) as ``COPY ... (FORMAT BINARY)`` data.
 
-    Raises :class:`NotBinaryCopyable` at once (before any data is produced) for a type
-    it cannot encode or an integer outside its column's range, so the caller can still
-    choose the text format, whose COPY PostgreSQL then rejects with its own error.
+    Returns the column order the data uses (name it in the ``COPY`` statement) and the
+    chunks. Raises :class:`NotBinaryCopyable` at once, before any data is produced, for
+    a type it cannot encode or an integer outside its column's range, so the caller can
+    still choose the text format (whose COPY PostgreSQL then rejects with its own error).
     """
     unsupported = [f"{name} {kind}" for name, kind in pg_types.items() if not supported(kind)]
     if unsupported:
@@ -54,46 +55,86 @@ def binary_copy_chunks(frame: pd.DataFrame, pg_types: dict[str, str], rows: int 
         values = frame[name].dropna()
         if limit is not None and len(values) and (values.min() < -limit or values.max() >= limit):
             raise NotBinaryCopyable(f"{name}: a value outside the range of {pg_type}")
-    return _chunks(frame, pg_types, rows)
+    # fixed-width columns without NULLs first: together they are one constant-width block per row
+    dense = [name for name, pg_type in pg_types.items() if pg_type in FIXED and frame[name].notna().all()]
+    order = dense + [name for name in pg_types if name not in dense]
+    return order, _chunks(frame, {name: pg_types[name] for name in order}, len(dense), rows)
 
 
-def _chunks(frame: pd.DataFrame, pg_types: dict[str, str], rows: int) -> Iterator[bytes]:
+def _chunks(frame: pd.DataFrame, pg_types: dict[str, str], dense: int, rows: int) -> Iterator[bytes]:
     yield HEADER
     for start in range(0, len(frame), rows):
-        yield encode_rows(frame.iloc[start : start + rows], pg_types)
+        yield encode_rows(frame.iloc[start : start + rows], pg_types, dense)
     yield TRAILER
 
 
-def encode_rows(part: pd.DataFrame, pg_types: dict[str, str]) -> bytes:
-    """The rows of ``part`` (no header or trailer): each a field count, then length + bytes per field."""
-    n = len(part)
-    pieces = [np.full(n, len(pg_types), dtype=">i2").view(np.uint8)]
-    lengths = [np.full(n, 2, dtype=np.int64)]
-    for name, pg_type in pg_types.items():
-        payload, size = _field(part[name], pg_type)
-        pieces += [np.where(size < 0, -1, size).astype(">i4").view(np.uint8), payload]
-        lengths += [np.full(n, 4, dtype=np.int64), np.maximum(size, 0)]
-    return _interleave(pieces, np.stack(lengths, axis=1))
+def encode_rows(part: pd.DataFrame, pg_types: dict[str, str], dense: int) -> bytes:
+    """Rows of ``part`` (no header or trailer): a field count, then length + bytes per field.
+
+    The first ``dense`` columns of ``pg_types`` are fixed-width and never NULL: they are
+    written as one packed big-endian record per row; every other field becomes one bytes
+    object per row, and each row is joined in C (``bytes.join``), never assembled in Python.
+    """
+    names = list(pg_types)
+    layout = [("count", ">i2")]
+    for name in names[:dense]:
+        layout += [(f"{name}:size", ">i4"), (name, FIXED[pg_types[name]])]
+    block = np.empty(len(part), dtype=np.dtype(layout))
+    block["count"] = len(names)
+    for name in names[:dense]:
+        block[f"{name}:size"] = block.dtype[name].itemsize
+        block[name] = _numbers(part[name], pg_types[name])
+    fields = [block.view(f"V{block.dtype.itemsize}").tolist()]
+    fields += [_fields(part[name], pg_types[name]) for name in names[dense:]]
+    return b"".join(map(b"".join, zip(*fields, strict=True)))
 
 
-def _interleave(pieces: list[np.ndarray], lengths: np.ndarray) -> bytes:
-    """Row by row, the next segment of each piece: ``lengths[row, piece]`` bytes of ``pieces[piece]``."""
-    source = np.concatenate(pieces)
-    base = np.cumsum([0] + [len(piece) for piece in pieces[:-1]])
-    starts = base + np.cumsum(lengths, axis=0) - lengths  # where each segment sits in ``source``
-    flat_lengths = lengths.ravel()
-    total = int(flat_lengths.sum())
-    out_starts = np.cumsum(flat_lengths) - flat_lengths
-    index = np.repeat(starts.ravel() - out_starts, flat_lengths) + np.arange(total)
-    return source[index].tobytes()
+NULL = (-1).to_bytes(4, "big", signed=True)
 
 
-def _field(values: pd.Series, pg_type: str) -> tuple[np.ndarray, np.ndarray]:
-    """The column's payload bytes (NULLs have none) and each row's size in bytes, -1 for NULL."""
-    missing = values.isna().to_numpy()
+def _fields(values: pd.Series, pg_type: str) -> list[bytes]:
+    """One bytes object per row: the field's length, then its bytes; a NULL is the length -1 alone."""
     fixed = FIXED.get(pg_type)
     if fixed is None:
-        return _text(values, missing, jsonb=pg_type == "jsonb")
+        array = values.to_numpy(dtype=object)
+        return _text_fields(array, pd.isna(array), jsonb=pg_type == "jsonb")
+    missing = values.isna().to_numpy()
+    record = np.empty(len(values), dtype=[("size", ">i4"), ("value", fixed)])
+    record["size"] = np.dtype(fixed).itemsize
+    record["value"] = _numbers(values, pg_type, missing)
+    encoded = record.view(f"V{record.dtype.itemsize}").tolist()
+    if missing.any():
+        fields = np.array(encoded, dtype=object)
+        fields[missing] = NULL
+        return list(fields)
+    return encoded
+
+
+def _text_fields(values: np.ndarray, missing: np.ndarray, *, jsonb: bool) -> list[bytes]:
+    if jsonb:
+        encoded = [_text_field(b"\x01" + json.dumps(value).encode()) for value in values[~missing]]  # version 1
+    else:
+        sample = values[:: max(1, len(values) // 1000)]
+        if len(set(sample)) * 2 < len(sample):  # repeated text (job ids, names, results): encode each once
+            codes, distinct = pd.factorize(values)
+            fields = np.array([NULL, *(_text_field(str(text).encode()) for text in distinct)], dtype=object)
+            return list(fields[codes + 1])
+        payload = list(map(str.encode, map(str, values[~missing])))
+        sizes = np.fromiter(map(len, payload), dtype=np.int64, count=len(payload)).astype(">i4")
+        encoded = list(map(bytes.__add__, sizes.view("V4").tolist(), payload))
+    if not missing.any():
+        return encoded
+    fields = np.full(len(values), NULL, dtype=object)
+    fields[~missing] = encoded
+    return list(fields)
+
+
+def _text_field(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + payload
+
+
+def _numbers(values: pd.Series, pg_type: str, missing: np.ndarray | None = None) -> np.ndarray:
+    """A fixed-width column as numbers in its binary form's unit (0 where NULL)."""
     if pg_type == "timestamp with time zone":
         instants = pd.to_datetime(values, utc=True).dt.tz_localize(None).to_numpy("datetime64[us]")
         numbers: np.ndarray = (instants - PG_EPOCH).astype(np.int64)
@@ -106,17 +147,6 @@ def _field(values: pd.Series, pg_type: str) -> tuple[np.ndarray, np.ndarray]:
         numbers = values.astype(float).to_numpy()
     else:
         numbers = values.astype("Int64").to_numpy(dtype=np.int64, na_value=0)  # range checked up front
-    width = np.dtype(fixed).itemsize
-    payload = numbers.astype(fixed).view(np.uint8).reshape(len(numbers), width)[~missing].ravel()
-    return payload, np.where(missing, -1, width).astype(np.int64)
-
-
-def _text(values: pd.Series, missing: np.ndarray, *, jsonb: bool) -> tuple[np.ndarray, np.ndarray]:
-    present = values.to_numpy(dtype=object)[~missing]
-    if jsonb:
-        encoded = [b"\x01" + json.dumps(value).encode() for value in present]  # jsonb format version 1
-    else:
-        encoded = list(map(str.encode, map(str, present)))
-    size = np.full(len(values), -1, dtype=np.int64)
-    size[~missing] = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8), size
+    if missing is not None and missing.any():
+        numbers = np.where(missing, 0, numbers)
+    return numbers
