@@ -92,7 +92,7 @@ def test_repeated_text_is_stored_once() -> None:
 
 
 def test_window_sessions_is_the_same_from_columns(chunk: int) -> None:
-    text = json.dumps(_document(_sessions(40) + [_session(2)]))  # a duplicate session_id too
+    text = json.dumps(_document([*_sessions(40), _session(2)]))  # a duplicate session_id too
     settings = AnalysisSettings()
     end = START + timedelta(days=1)
     from_records = window_sessions(parse_document(text), START, end, settings)
