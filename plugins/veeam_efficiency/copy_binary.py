@@ -2,8 +2,8 @@
 
 The text format costs a Python string per value on our side and parsing every
 timestamp and float on the server's. Binary needs neither: fixed-width values are
-written as big-endian arrays, text as its UTF-8 bytes, and each chunk of rows is
-assembled from those pieces with a single numpy gather, never a loop over rows.
+written as big-endian numpy records, repeated text is encoded once per distinct value,
+and each row is joined from its fields' bytes in C, never assembled in Python.
 """
 
 from __future__ import annotations
