@@ -52,8 +52,10 @@ def binary_copy(frame: pd.DataFrame, pg_types: dict[str, str], rows: int = 50_00
         raise NotBinaryCopyable(f"no binary encoding for {unsupported}")
     for name, pg_type in pg_types.items():
         limit = INT_RANGE.get(pg_type)
+        if limit is None:
+            continue
         values = frame[name].dropna()
-        if limit is not None and len(values) and (values.min() < -limit or values.max() >= limit):
+        if len(values) and (values.min() < -limit or values.max() >= limit):
             raise NotBinaryCopyable(f"{name}: a value outside the range of {pg_type}")
     # fixed-width columns without NULLs first: together they are one constant-width block per row
     dense = [name for name, pg_type in pg_types.items() if pg_type in FIXED and frame[name].notna().all()]
