@@ -191,7 +191,7 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
         lines += [
             "## Analysis (window_sessions + job_sufficiency + score_window + add_optimization_potential)",
             "",
-            "Each size in a fresh interpreter, on a document already parsed by `contract.parse_document` "
+            "Each size in a fresh interpreter, on a document already parsed by `columnar.parse_document_columns` (as the DAG's validate task does) "
             "(timed apart: it is not part of the 10 s target). *RSS before* is the process after parsing, "
             "holding the parsed document the analysis reads; *analysis peak* is `ru_maxrss` read at the end, "
             "after resetting the peak once parsing was done (`/proc/self/clear_refs` 5); *process peak* "
@@ -227,7 +227,7 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
                         f"({'margin' if t < 10 else 'over by'} {abs(10 - t):.2f} s, {t / 10:.0%} of target)"),
                 verdict(peak < 2 * GIB_KIB, f"analysis peak RSS {peak / GIB_KIB:.2f} GiB vs < 2 GiB "
                         f"({peak / (2 * GIB_KIB):.0%} of target; process with the parsed document in memory)"),
-                verdict(process < 2 * GIB_KIB, f"same process including parse_document: peak {process / GIB_KIB:.2f} GiB "
+                verdict(process < 2 * GIB_KIB, f"same process including parse_document_columns: peak {process / GIB_KIB:.2f} GiB "
                         f"vs 2 GiB ({process / (2 * GIB_KIB):.0%}); parse itself took {big['parse_s']:.1f} s"),
                 verdict(growth <= 1.5, f"linear growth: time per session at 1,000,000 is {growth:.2f}x that at "
                         "100,000 (criterion ≤ 1.5x; 10,000 is dominated by fixed costs)"),
@@ -241,16 +241,21 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
             "## Load: the history rows into `feature3.storage_efficiency_history`",
             "",
             "Each method into its own fresh, empty database with the project's schema (primary key and index). "
-            "*write_run* is the project's path (COPY into a temp table + INSERT ... ON CONFLICT, one transaction; "
-            "it includes serialising the rows with `copy_text_chunks`; scorecards left empty so all three write "
-            "the same rows). *re-run* is a second write_run of the same rows onto the full table (every row "
-            "conflicts and is updated). *raw COPY* streams the text `copy_text_chunks` produced (serialisation "
-            "timed apart) straight into the table. *insert_rows* is `PostgresHook.insert_rows(replace=True, "
+            "*write_run* is the project's path (one transaction, advisory lock; rows sorted into index order and "
+            "encoded as binary COPY, included in its time; on an empty table the sampled keys are absent, so the "
+            "rows are copied straight into the table under a savepoint; scorecards left empty so all methods "
+            "write the same rows). *re-run* is a second write_run of the same rows onto the full table (every "
+            "row conflicts: temp table + INSERT ... ON CONFLICT DO UPDATE). *raw binary COPY* streams exactly "
+            "the bytes write_run sends (sorting and encoding timed apart as *binary serialise*) straight into the "
+            "table. *raw text COPY* streams the text `copy_text_chunks` makes, in the frame's order, as the "
+            "project did before (serialisation timed apart). *insert_rows* is `PostgresHook.insert_rows(replace=True, "
             "replace_index=[vbr_host, session_id])`, default commit_every=1000, psycopg 3 executemany; converting "
-            "the frame to Python tuples is timed apart and not counted.",
+            "the frame to Python tuples is timed apart and not counted. The targets compare write_run with the "
+            "faster raw COPY.",
             "",
-            "| rows | write_run | rows/s | re-run (upsert) | serialise | raw COPY (DB only) | rows/s "
-            "| insert_rows | rows/s | insert_rows / write_run | write_run / (serialise + COPY) | write_run / COPY |",
+            "| rows | write_run | rows/s | re-run (upsert) | binary serialise | raw binary COPY (DB only) "
+            "| text serialise | raw text COPY (DB only) | insert_rows | insert_rows / write_run "
+            "| write_run / (serialise + COPY) | write_run / COPY |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in results["load"]:
@@ -258,12 +263,15 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
             note = (
                 f" (extrapolated from {r['insert_rows_measured_rows']:,} rows)" if r["insert_rows_extrapolated"] else ""
             )
+            raw = min(r["raw_copy_s"], r["raw_binary_copy_s"])
+            whole = min(r["serialise_s"] + r["raw_copy_s"], r["serialise_binary_s"] + r["raw_binary_copy_s"])
             lines.append(
                 f"| {n:,} | {fmt_s(r['write_run_s'])} | {n / r['write_run_s']:,.0f} | {fmt_s(r['write_run_again_s'])} "
-                f"| {fmt_s(r['serialise_s'])} | {fmt_s(r['raw_copy_s'])} | {n / r['raw_copy_s']:,.0f} "
-                f"| {fmt_s(r['insert_rows_s'])}{note} | {n / r['insert_rows_s']:,.0f} "
-                f"| {r['insert_rows_s'] / r['write_run_s']:.2f}x | {r['write_run_s'] / (r['serialise_s'] + r['raw_copy_s']):.2f}x "
-                f"| {r['write_run_s'] / r['raw_copy_s']:.2f}x |"
+                f"| {fmt_s(r['serialise_binary_s'])} | {fmt_s(r['raw_binary_copy_s'])} "
+                f"| {fmt_s(r['serialise_s'])} | {fmt_s(r['raw_copy_s'])} "
+                f"| {fmt_s(r['insert_rows_s'])}{note} "
+                f"| {r['insert_rows_s'] / r['write_run_s']:.2f}x | {r['write_run_s'] / whole:.2f}x "
+                f"| {r['write_run_s'] / raw:.2f}x |"
             )
         lines += [
             "",
@@ -273,14 +281,17 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
         ]
         big = results["load"][-1]
         speedup = big["insert_rows_s"] / big["write_run_s"]
-        like = big["write_run_s"] / (big["serialise_s"] + big["raw_copy_s"])
-        db_only = big["write_run_s"] / big["raw_copy_s"]
+        raw = min(big["raw_copy_s"], big["raw_binary_copy_s"])
+        like = big["write_run_s"] / min(
+            big["serialise_s"] + big["raw_copy_s"], big["serialise_binary_s"] + big["raw_binary_copy_s"]
+        )
+        db_only = big["write_run_s"] / raw
         targets += [
             verdict(speedup >= 5, f"load {big['rows']:,} rows: write_run is {speedup:.2f}x faster than insert_rows vs ≥ 5x "
                     f"({'margin' if speedup >= 5 else 'short by'} {abs(speedup - 5):.2f}x)"),
-            verdict(like <= 1.5, f"write_run takes {like:.2f}x raw COPY + the same serialisation vs ≤ 1.5x"),
-            verdict(db_only <= 1.5, f"write_run takes {db_only:.2f}x the raw COPY's database time alone vs ≤ 1.5x "
-                    f"(serialisation is {big['serialise_s'] / big['write_run_s']:.0%} of write_run)"),
+            verdict(like <= 1.5, f"write_run takes {like:.2f}x the faster raw COPY + its serialisation vs ≤ 1.5x"),
+            verdict(db_only <= 1.5, f"write_run takes {db_only:.2f}x the faster raw COPY's database time alone vs ≤ 1.5x "
+                    f"(its sorting and encoding are {big['serialise_binary_s'] / big['write_run_s']:.0%} of write_run)"),
         ]  # fmt: skip
         if "write_run_profile" in big:
             lines += ["", f"### Where write_run's time goes ({big['rows']:,} rows; `psycopg` `wait` = the server)", ""]

@@ -1,6 +1,6 @@
 """One analysis measurement in a fresh interpreter: ``python -m bench.analysis_worker DOC [--profile]``.
 
-Times ``parse_document`` on the JSON text, then the analysis the DAG runs on the parsed
+Times ``columnar.parse_document_columns`` (the DAG's validate task) on the JSON text, then the analysis the DAG runs on the parsed
 document (window_sessions + job_sufficiency + score_window + add_optimization_potential),
 stage by stage, with the RSS before it and the peak RSS during it (the peak is reset with
 ``clear_refs`` after parsing, so the analysis's own peak is visible next to the process's).
@@ -72,13 +72,13 @@ def main() -> None:
     import veeam_efficiency.optimization
     import veeam_efficiency.scorecards
     import veeam_efficiency.sessions  # noqa: F401  - imports (pandas, scipy) are not part of the timing
-    from veeam_efficiency.contract import parse_document
+    from veeam_efficiency.columnar import parse_document_columns
 
     imports_s = time.perf_counter() - start
     rss_start = rss_kib()
     text = args.doc.read_text(encoding="utf-8-sig")
     start = time.perf_counter()
-    document = parse_document(text)
+    document = parse_document_columns(text)
     parse_s = time.perf_counter() - start
     peak_through_parse = peak_kib()
     del text

@@ -1,10 +1,10 @@
 """One load measurement in a fresh interpreter: ``python -m bench.load_worker DOC [--insert-rows-limit N]``.
 
 Builds the DAG's history rows (pipeline.validate -> analyze -> optimize -> history_table,
-untimed), then writes them three ways, each into its own fresh database: the project's
+untimed), then writes them four ways, each into its own fresh database: the project's
 ``storage.write_run`` (and a second time, onto the full table), Airflow's
-``PostgresHook.insert_rows`` upsert, and a raw ``COPY`` of the text ``copy_text_chunks``
-produces. Set AIRFLOW_HOME before running (bench.__main__ does).
+``PostgresHook.insert_rows`` upsert, a raw binary ``COPY`` of exactly the bytes write_run
+sends, and a raw text ``COPY`` of what ``copy_text_chunks`` produces. Set AIRFLOW_HOME before running (bench.__main__ does).
 """
 
 from __future__ import annotations
@@ -120,7 +120,36 @@ def main() -> None:
             result["write_run_profile"] = top_functions(profile)
             drop_database(made.pop())
 
-        # (3) raw COPY of the same text straight into the empty table; serialisation timed apart
+        # (3b) raw binary COPY of exactly the bytes write_run streams (rows in index order), straight
+        # into the empty table; serialisation (sort + encoding) timed apart
+        from veeam_efficiency.copy_binary import binary_copy
+        from veeam_efficiency.storage import HISTORY, _column_types, in_index_order
+
+        name, dsn = fresh_schema()
+        made.append(name)
+        with psycopg.connect(dsn) as conn:
+            with conn.cursor() as cur:
+                pg_types = _column_types(cur, HISTORY, HISTORY_COLUMNS)
+            start = time.perf_counter()
+            order, chunks_iter = binary_copy(in_index_order(history), pg_types)
+            binary_chunks = list(chunks_iter)
+            result["serialise_binary_s"] = time.perf_counter() - start
+            result["copy_binary_mb"] = sum(map(len, binary_chunks)) / 1e6
+            start = time.perf_counter()
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY {TABLE} ({', '.join(order)}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                for chunk in binary_chunks:
+                    copy.write(chunk)
+            conn.commit()
+            result["raw_binary_copy_s"] = time.perf_counter() - start
+        result["raw_binary_copy_rows"] = count(dsn)
+        drop_database(made.pop())
+        del binary_chunks
+
+        # (3) raw COPY of the text copy_text_chunks makes, in the frame's order, straight into the
+        # empty table (the path before binary COPY); serialisation timed apart
         start = time.perf_counter()
         chunks = list(copy_text_chunks(history, HISTORY_COLUMNS))
         result["serialise_s"] = time.perf_counter() - start
@@ -174,7 +203,7 @@ def main() -> None:
     finally:
         for name in made:
             drop_database(name)
-    assert result["write_run_rows"] == result["raw_copy_rows"] == rows, result
+    assert result["write_run_rows"] == result["raw_copy_rows"] == result["raw_binary_copy_rows"] == rows, result
     assert not math.isnan(result["insert_rows_s"])
     emit(result)
 

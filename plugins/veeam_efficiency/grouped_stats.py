@@ -35,7 +35,9 @@ def welch_trend(frame: pd.DataFrame, by: str | Sequence[str], value: str, order:
     grouped = ordered.groupby(keys, sort=False)
     position = grouped.cumcount()
     size = grouped[value].transform("size")
-    half = np.where(position < size // 2, "older", "newer")
+    # a categorical, not an array of strings, so grouping by it is integer work
+    in_newer = (position >= size // 2).to_numpy().astype(np.int8)
+    half = pd.Series(pd.Categorical.from_codes(in_newer, ["older", "newer"]), index=ordered.index)
     moments = ordered.groupby([*keys, half], sort=False)[value].agg(["mean", "std", "count"]).unstack()
     # a half no group has (one session each, or no sessions) is still a column, of NaN
     moments = moments.reindex(columns=pd.MultiIndex.from_product([("mean", "std", "count"), ("older", "newer")]))

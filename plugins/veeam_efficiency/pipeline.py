@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 from veeam_efficiency import payload
-from veeam_efficiency.contract import SESSION_FIELDS, parse_document
+from veeam_efficiency.columnar import parse_document_columns
+from veeam_efficiency.contract import SESSION_FIELDS
 from veeam_efficiency.optimization import add_optimization_potential
 from veeam_efficiency.scorecards import score_window
 from veeam_efficiency.sessions import FACTOR_COLUMNS, job_sufficiency, window_sessions
@@ -40,7 +41,7 @@ def validate(raw_document: str, window: AnalysisWindow, settings: AnalysisSettin
 
     Raises :class:`~veeam_efficiency.contract.ContractError` on a broken document.
     """
-    document = parse_document(raw_document)
+    document = parse_document_columns(raw_document)
     sessions = window_sessions(document, window.start, window.end, settings)
     jobs = job_sufficiency(sessions.scorable, sessions.frame, settings.min_sessions)
     for job in jobs[~jobs["qualifies"]].itertuples():  # one log line per job, not per session

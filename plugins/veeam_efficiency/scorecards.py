@@ -44,9 +44,13 @@ def score_window(
     ``sessions`` is the whole window (``excluded_reason`` set on the unscorable ones);
     only scorable sessions of ``qualifying_job_ids`` are scored.
     """
+    # job_id as a categorical: every grouping below works on its integer codes
+    sessions = sessions.assign(job_id=pd.Categorical(sessions["job_id"].astype(object)))
     scorable = sessions[sessions["excluded_reason"].isna() & sessions["job_id"].isin(qualifying_job_ids)]
     anomalies = session_anomalies(scorable, settings)
+    anomalies["job_id"] = anomalies["job_id"].astype(object)
     jobs = job_scorecards(sessions, scorable, anomalies, settings)
+    jobs["job_id"] = jobs["job_id"].astype(object).infer_objects()
     cards = pd.concat([jobs, host_rollup(jobs, sessions, settings)], ignore_index=True)
     cards.insert(0, "vbr_host", vbr_host)
     cards.insert(2, "analysis_date", analysis_date)

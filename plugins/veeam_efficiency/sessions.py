@@ -8,6 +8,7 @@ session), and they are counted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -51,17 +52,35 @@ class WindowSessions:
         return self.frame[self.frame["excluded_reason"].isna()]
 
 
-def sessions_frame(sessions: list[Any]) -> pd.DataFrame:
-    """The contract's sessions as a typed table (UTC times, int64 sizes)."""
-    frame = pd.DataFrame.from_records(sessions, columns=list(SESSION_FIELDS))
+def sessions_frame(sessions: list[Any] | Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """The contract's sessions as a typed table (UTC times, int64 sizes).
+
+    ``sessions`` is the contract's list of records, or the same as columns
+    (``{field: array}``, as :mod:`veeam_efficiency.columnar` parses them).
+    """
+    if isinstance(sessions, Mapping):
+        frame = pd.DataFrame({name: _column(sessions[name]) for name in SESSION_FIELDS}, copy=False)
+    else:
+        frame = pd.DataFrame.from_records(sessions, columns=list(SESSION_FIELDS))
+        for column in TEXT_COLUMNS:
+            frame[column] = frame[column].astype(object)
     for column in TIME_COLUMNS:
-        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        if isinstance(frame[column].dtype, np.dtype) and frame[column].dtype.kind == "M":
+            # already UTC instants, from columnar.parse_document_columns
+            frame[column] = frame[column].dt.tz_localize("UTC")
+        else:
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     for column in (*SIZE_COLUMNS, *RATIO_COLUMNS):
         frame[column] = frame[column].astype("int64")
     frame["is_retry"] = frame["is_retry"].astype(bool)
-    for column in TEXT_COLUMNS:
-        frame[column] = frame[column].astype(object)
     return frame
+
+
+def _column(values: Sequence[Any]) -> pd.Series:
+    """A typed numpy array as it is; anything else as plain Python objects (no text inference)."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return pd.Series(values, copy=False)
+    return pd.Series(values, dtype=object, copy=False)
 
 
 def window_sessions(
@@ -72,11 +91,15 @@ def window_sessions(
 ) -> WindowSessions:
     """Keep the sessions created in ``[window_start, window_end)`` and say which can be scored."""
     frame = sessions_frame(document["sessions"])
+    collected = len(frame)
     start, end = pd.Timestamp(window_start), pd.Timestamp(window_end)
-    frame = frame[(frame["creation_time"] >= start) & (frame["creation_time"] < end)]
-    duplicated = frame["session_id"].duplicated(keep="first")
-    frame = frame[~duplicated].sort_values(["creation_time", "session_id"], kind="stable")
-    frame = frame.reset_index(drop=True)
+    created = frame["creation_time"]
+    kept = np.flatnonzero(((created >= start) & (created < end)).to_numpy())
+    session_ids = frame["session_id"].to_numpy()[kept]
+    duplicated = pd.Series(session_ids, dtype=object).duplicated(keep="first").to_numpy()
+    kept, session_ids = kept[~duplicated], session_ids[~duplicated]
+    kept = kept[chronological_order(_ticks(created)[kept], session_ids)]
+    frame = frame.take(kept).reset_index(drop=True)
     frame = add_factors(frame)
     frame["excluded_reason"] = exclusion_reasons(frame, settings)
     counts = frame["excluded_reason"].value_counts()
@@ -88,10 +111,37 @@ def window_sessions(
         window_start=window_start,
         window_end=window_end,
         frame=frame,
-        sessions_collected=len(document["sessions"]),
+        sessions_collected=collected,
         duplicates_dropped=int(duplicated.sum()),
         excluded=excluded,
     )
+
+
+def _ticks(times: pd.Series) -> np.ndarray:
+    """Microseconds since the epoch as int64 (NaT sorts first), cheap to sort and compare."""
+    return times.to_numpy("datetime64[us]").view("int64")
+
+
+def chronological_order(ticks: np.ndarray, session_ids: np.ndarray) -> np.ndarray:
+    """Positions that put sessions in ``(creation_time, session_id)`` order.
+
+    Sorting the int64 times is cheap; the session_id text only breaks ties, so only the
+    sessions sharing a creation time are compared by it (a full sort would rank a million
+    strings).
+    """
+    order = np.argsort(ticks, kind="stable")
+    in_order = ticks[order]
+    same = in_order[1:] == in_order[:-1]
+    tied = np.zeros(len(order), dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    if tied.any():
+        subset = order[tied]
+        by_id = np.argsort(session_ids[subset], kind="stable")
+        id_rank = np.empty(len(subset), dtype=np.int64)
+        id_rank[by_id] = np.arange(len(subset))
+        order[tied] = subset[np.lexsort((id_rank, ticks[subset]))]
+    return order
 
 
 def add_factors(frame: pd.DataFrame) -> pd.DataFrame:
@@ -130,17 +180,30 @@ def job_sufficiency(scorable: pd.DataFrame, all_sessions: pd.DataFrame, min_sess
     Jobs with sessions in the window but none scorable are listed too (found 0), so a
     job whose every session failed is reported rather than silently absent.
     """
-    found = scorable.groupby("job_id", sort=True).size()
     names = latest_job_names(all_sessions)
+    positions = names.index.get_indexer(scorable["job_id"])
+    found = np.bincount(positions[positions >= 0], minlength=len(names))
     table = pd.DataFrame({"job_name": names})
-    table["found"] = found.reindex(table.index, fill_value=0).astype(int)
+    table["found"] = found.astype(int)
     table["needed"] = min_sessions
     table["qualifies"] = table["found"] >= min_sessions
     table.index.name = "job_id"
     return table.reset_index()
 
 
+def job_codes(job_ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """An integer code per session and the sorted distinct job_ids the codes index.
+
+    Grouping by the code is integer work; grouping by the job_id text would hash a
+    million strings again for every statistic.
+    """
+    codes, uniques = pd.factorize(job_ids, sort=True)
+    return codes, pd.Index(np.asarray(uniques, dtype=object), dtype=object, name="job_id")
+
+
 def latest_job_names(sessions: pd.DataFrame) -> pd.Series:
     """A renamed job keeps its job_id; its scorecard shows the newest name."""
-    ordered = sessions.sort_values("creation_time", kind="stable")
-    return ordered.groupby("job_id", sort=True)["job_name"].last()
+    codes, job_ids = job_codes(sessions["job_id"])
+    order = np.argsort(_ticks(sessions["creation_time"]), kind="stable")
+    names = pd.Series(sessions["job_name"].to_numpy()[order], dtype=object).groupby(codes[order]).last()
+    return pd.Series(names.to_numpy(), index=job_ids[names.index], name="job_name", dtype=object)

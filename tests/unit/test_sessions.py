@@ -14,6 +14,7 @@ from veeam_efficiency.contract import parse_document
 from veeam_efficiency.sessions import (
     EXCLUSION_REASONS,
     add_factors,
+    chronological_order,
     job_sufficiency,
     latest_job_names,
     sessions_frame,
@@ -242,3 +243,13 @@ def test_sessions_frame_types() -> None:
     assert frame["is_retry"].dtype == bool
     assert pd.isna(frame["end_time"].iloc[0])
     assert str(frame["creation_time"].dt.tz) == "UTC"
+
+
+def test_chronological_order_breaks_time_ties_by_session_id_like_a_full_sort() -> None:
+    rng = np.random.default_rng(7)
+    ticks = rng.integers(0, 40, size=500)  # many sessions share a creation time
+    ids = np.array([f"s-{rng.integers(0, 10**6)}-{n}" for n in range(500)], dtype=object)
+    order = chronological_order(ticks, ids)
+    expected = pd.DataFrame({"t": ticks, "id": ids}).sort_values(["t", "id"], kind="stable").index
+    assert order.tolist() == expected.tolist()
+    assert chronological_order(np.array([5, 5, 1]), np.array(["b", "a", "z"], dtype=object)).tolist() == [2, 1, 0]

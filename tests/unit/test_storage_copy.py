@@ -1,0 +1,132 @@
+"""storage.write_run's binary COPY and its direct-into-the-table path, against real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+from psycopg import sql
+
+from veeam_efficiency import payload, storage
+from veeam_efficiency.copy_binary import NotBinaryCopyable, binary_copy
+
+pytestmark = pytest.mark.postgres
+
+HOST = "vbr01.example.test"
+DAY = date(2026, 11, 27)
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
+TEXTS = ["plain", "", "tab\there", "new\nline", "back\\slash", "\\N", "Zürich – 東京", "cr\rx", "quote\"'"]
+
+
+def _history(count: int, *, first: int = 0, job: str = "job-1") -> pd.DataFrame:
+    n = np.arange(first, first + count)
+    frame = pd.DataFrame(
+        {
+            "vbr_host": HOST,
+            "session_id": [f"s-{i:06d}" for i in n],
+            "vbr_version": "12.3.1.1139",
+            "collected_at": pd.Timestamp("2026-11-27T06:00:00Z"),
+            "job_id": job,
+            "job_name": [TEXTS[i % len(TEXTS)] for i in n],
+            "job_type": "Backup",
+            "algorithm": np.where(n % 7 == 0, "Full", "Increment"),
+            "result": "Success",
+            "is_retry": n % 5 == 0,
+            "creation_time": [T0 + timedelta(minutes=int(i), microseconds=int(i)) for i in n],
+            "end_time": [None if i % 4 == 0 else T0 + timedelta(minutes=int(i) + 9) for i in n],
+            "data_size_bytes": 2**63 - 1 - n,
+            "backup_size_bytes": n,
+            "read_size_bytes": n * 3,
+            "transferred_size_bytes": n * 2,
+            "dedup_ratio_raw": np.where(n % 3 == 0, 2**31 - 1, 50),
+            "compress_ratio_raw": 0,
+            "dedup_ratio": np.where(n % 3 == 0, np.nan, 100 / (1 + n)),
+            "compression_ratio": np.where(n % 6 == 1, np.inf, -0.0),
+            "combined_ratio": 1e-300 * n,
+            "excluded_reason": [None if i % 2 else "failed" for i in n],
+            "is_anomaly": n % 9 == 0,
+            "anomaly_score": np.where(n % 2 == 0, np.nan, -1.5 * n),
+            "anomaly_reason": [None if i % 3 else f"reason {TEXTS[i % len(TEXTS)]}" for i in n],
+            "analysis_date": DAY,
+        }
+    )
+    frame["creation_time"] = pd.to_datetime(frame["creation_time"], utc=True)
+    frame["end_time"] = pd.to_datetime(frame["end_time"], utc=True)
+    return frame
+
+
+NO_CARDS = payload.from_records([], storage.SCORECARD_COLUMNS)
+
+
+@pytest.fixture
+def conn(results_db: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(results_db) as connection:
+        storage.ensure_schema(connection)
+        yield connection
+
+
+def _rows(conn: psycopg.Connection[Any], table: str = f"{storage.SCHEMA}.{storage.HISTORY}") -> list[Any]:
+    return conn.execute(f"SELECT * FROM {table} ORDER BY session_id").fetchall()
+
+
+def test_binary_copy_stores_what_the_text_format_stores(conn: psycopg.Connection[Any]) -> None:
+    history = _history(300)
+    counts = storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=history, scorecards=NO_CARDS)
+    assert counts == {"history_rows": 300, "scorecard_rows": 0, "stale_scorecards_deleted": 0}
+    names = sql.SQL(", ").join(map(sql.Identifier, storage.HISTORY_COLUMNS))
+    conn.execute(
+        f"CREATE TEMP TABLE text_copy (LIKE {storage.SCHEMA}.{storage.HISTORY})"
+    )  # the text format is the reference: PostgreSQL parses it itself
+    with conn.cursor() as cur, cur.copy(sql.SQL("COPY text_copy ({}) FROM STDIN").format(names)) as copy:
+        for chunk in storage.copy_text_chunks(history, storage.HISTORY_COLUMNS):
+            copy.write(chunk)
+    binary, text = _rows(conn), _rows(conn, "text_copy")
+    assert len(binary) == 300
+    assert binary == text
+    assert {row[5] for row in binary} == set(TEXTS)  # job_name, byte for byte ('' is not NULL)
+
+
+def test_integer_out_of_range_is_refused_before_any_data() -> None:
+    frame = pd.DataFrame({"n": [1, 2**31]})
+    with pytest.raises(NotBinaryCopyable, match="range of integer"):
+        binary_copy(frame, {"n": "integer"})
+    order, _ = binary_copy(frame, {"n": "bigint"})
+    assert order == ["n"]
+
+
+def test_rerun_and_a_key_the_sample_misses_still_upsert(conn: psycopg.Connection[Any]) -> None:
+    first = _history(3000)
+    storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=first.iloc[[1]], scorecards=NO_CARDS)
+    # only row 1 exists: the sample of keys (every third row of 3000) misses it, the direct COPY
+    # hits its key, and the savepoint hands the rows to INSERT ... ON CONFLICT
+    changed = first.assign(job_name="renamed", anomaly_score=7.0)
+    counts = storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=changed, scorecards=NO_CARDS)
+    assert counts["history_rows"] == 3000
+    rows = _rows(conn)
+    assert len(rows) == 3000
+    assert {row[5] for row in rows} == {"renamed"}
+    again = storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=changed, scorecards=NO_CARDS)
+    assert again["history_rows"] == 3000
+    assert _rows(conn) == rows
+
+
+def test_direct_copy_leaves_other_hosts_alone(conn: psycopg.Connection[Any]) -> None:
+    other = _history(10).assign(vbr_host="vbr02.example.test")
+    storage.write_run(conn, vbr_host="vbr02.example.test", analysis_date=DAY, history=other, scorecards=NO_CARDS)
+    storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(10), scorecards=NO_CARDS)
+    hosts = conn.execute(f"SELECT vbr_host, count(*) FROM {storage.SCHEMA}.{storage.HISTORY} GROUP BY 1").fetchall()
+    assert sorted(hosts) == [(HOST, 10), ("vbr02.example.test", 10)]
+
+
+def test_rows_go_in_index_order() -> None:
+    history = pd.concat([_history(5, job="job-b"), _history(5, first=5, job="job-a")]).iloc[::-1]
+    ordered = storage.in_index_order(history)
+    assert ordered["job_id"].tolist() == ["job-a"] * 5 + ["job-b"] * 5
+    assert ordered["creation_time"].is_monotonic_increasing is False  # two jobs, each in time order
+    for _, group in ordered.groupby("job_id"):
+        assert group["creation_time"].is_monotonic_increasing
