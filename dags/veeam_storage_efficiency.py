@@ -191,10 +191,14 @@ def veeam_storage_efficiency() -> None:
     @task(trigger_rule="all_done", multiple_outputs=False)
     def alert_degraded_jobs(loaded: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """One summary of the jobs this run flagged (hosts that failed have their own failure alert)."""
+        from pydantic import ValidationError
+
         from veeam_efficiency.notifications import send_degradation_summary
 
-        _settings(params)  # bad Params fail here at once, not after three retries
-        return send_degradation_summary(loaded, params, get_current_context())
+        try:
+            return send_degradation_summary(loaded, params, get_current_context())
+        except ValidationError as exc:  # bad Params fail at once, not after three retries
+            raise AirflowFailException(f"invalid Params: {exc}") from None
 
     @task_group(group_id=GROUP)
     def score_vbr_host(target: dict[str, str]) -> Any:

@@ -1,7 +1,7 @@
 """Faults during the load: PostgreSQL killed mid-write, and two writers of the same host and day at once.
 
-Both use the real ``pipeline.load`` (COPY into TEMP tables, upserts, one transaction under an
-advisory lock per host) on a private PostgreSQL cluster (tests/pg_cluster.py) that the test
+Both use the real ``pipeline.load`` (one transaction under an advisory lock per host: a first
+load COPYs straight into the tables, a re-run COPYs into TEMP tables and upserts) on a private PostgreSQL cluster (tests/pg_cluster.py) that the test
 may SIGKILL, never on the shared server.
 """
 
@@ -83,7 +83,8 @@ def _counts(dsn: str, host: str) -> tuple[int, int]:
     return history, scorecards
 
 
-# Seen from another connection: the load is streaming rows in (COPY), or merging them (upsert).
+# Seen from another connection: a first load streaming rows straight into the table (COPY), or a
+# re-run over rows already there merging them from its temporary table (upsert).
 PHASES = {
     "copy": "SELECT tuples_processed >= 50000 FROM pg_stat_progress_copy",
     "merge": "SELECT true FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'INSERT INTO %%'",
@@ -100,6 +101,10 @@ def test_postgres_killed_mid_load_keeps_all_or_nothing_and_the_retry_completes_i
     other_validated, other_optimized = _payloads("vbr-other.example.local", 3000, 6, 30, seed=12)
     _load(dsn, other_validated, other_optimized)  # another host's day, stored before the crash
     before = _dump(dsn, "vbr-other.example.local")
+    if phase == "merge":  # the host's day is there already, from an earlier run that saw another version
+        _load(dsn, {**validated, "vbr_version": "12.2.0.1"}, optimized)
+    host_before = _dump(dsn, host)
+    assert len(host_before[storage.HISTORY]) == (expected[0] if phase == "merge" else 0)
 
     outcome: list[BaseException | dict[str, Any]] = []
 
@@ -127,7 +132,7 @@ def test_postgres_killed_mid_load_keeps_all_or_nothing_and_the_retry_completes_i
     assert len(outcome) == 1 and isinstance(outcome[0], psycopg.OperationalError), outcome
 
     private_pg.start()  # crash recovery replays the WAL
-    assert _counts(dsn, host) == (0, 0)  # killed before the commit: none of the run
+    assert _dump(dsn, host) == host_before  # killed before the commit: none of the run
     assert _dump(dsn, "vbr-other.example.local") == before  # and nothing else touched
 
     # the task's retry: the same payload again, written completely and once
@@ -138,7 +143,11 @@ def test_postgres_killed_mid_load_keeps_all_or_nothing_and_the_retry_completes_i
         distinct = conn.execute(
             "SELECT count(DISTINCT session_id) FROM feature3.storage_efficiency_history WHERE vbr_host = %s", (host,)
         ).fetchone()[0]
+        versions = conn.execute(
+            "SELECT DISTINCT vbr_version FROM feature3.storage_efficiency_history WHERE vbr_host = %s", (host,)
+        ).fetchall()
     assert distinct == expected[0]
+    assert versions == [(validated["vbr_version"],)]  # the retry's rows, not the earlier run's
 
 
 def test_two_loads_of_the_same_day_at_once_equal_one(private_pg):

@@ -57,26 +57,31 @@ def test_write_run_cut_mid_copy_writes_nothing_then_everything_once(private_pg, 
     history, scorecards = frames()
     with psycopg.connect(dsn) as conn:
         storage.ensure_schema(conn)
-    original = storage.copy_text_chunks
+    original = storage.binary_copy
     streamed: list[int] = []
 
-    def cut_after_first_chunk(frame: Any, columns: dict[str, str], rows: int = 100_000) -> Iterator[str]:
-        for number, chunk in enumerate(original(frame, columns, rows=250)):
-            streamed.append(number)
-            if number == 1:  # the server has the first 250 rows of this COPY
-                getattr(private_pg, fault)()
-            yield chunk
+    def cut_after_first_rows(frame: Any, pg_types: dict[str, str], rows: int = 50_000) -> tuple[list[str], Any]:
+        order, chunks = original(frame, pg_types, rows=250)
 
-    monkeypatch.setattr(storage, "copy_text_chunks", cut_after_first_chunk)
+        def cut() -> Iterator[bytes]:
+            for number, chunk in enumerate(chunks):  # chunk 0 is the header, 1 the first 250 rows
+                streamed.append(number)
+                if number == 2:  # the server has the first 250 rows of this COPY
+                    getattr(private_pg, fault)()
+                yield chunk
+
+        return order, cut()
+
+    monkeypatch.setattr(storage, "binary_copy", cut_after_first_rows)
     with psycopg.connect(dsn) as conn, pytest.raises(psycopg.OperationalError):
         storage.write_run(conn, vbr_host=HOST, analysis_date=date(2026, 11, 26), history=history, scorecards=scorecards)
-    assert streamed[:2] == [0, 1]  # cut after one chunk (psycopg notices the lost server a few writes later)
+    assert streamed[:3] == [0, 1, 2]  # cut after one chunk of rows (psycopg notices the lost server a few writes later)
     assert not private_pg.is_running()
 
     private_pg.start()
     assert table_counts(dsn) == (0, 0, 0)  # nothing half-written
 
-    monkeypatch.setattr(storage, "copy_text_chunks", original)
+    monkeypatch.setattr(storage, "binary_copy", original)
     with psycopg.connect(dsn) as conn:
         written = storage.write_run(
             conn, vbr_host=HOST, analysis_date=date(2026, 11, 26), history=history, scorecards=scorecards

@@ -12,7 +12,6 @@ import json
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -143,22 +142,22 @@ def test_postgres_stopped_during_load_rolls_back_and_retry_writes_once(monkeypat
     raw = sample(seed=23)
     write_document(tmp_path / "replay", "vbr01", raw)
     monkeypatch.setenv("VEEAM_REPLAY_DIR", str(tmp_path / "replay"))
-    original = storage.copy_text_chunks
+    original = storage.binary_copy
     seen: dict[str, Any] = {"stops": 0}
 
     def restart_and_look() -> None:
         private_pg.start()
         seen["after_restart"] = counts(results_dsn)
 
-    def stopping_chunks(frame: Any, columns: dict[str, str], rows: int = 100_000) -> Iterator[str]:
-        if columns is storage.SCORECARD_COLUMNS and seen["stops"] == 0:
+    def stopping_copy(frame: Any, pg_types: dict[str, str], rows: int = 50_000) -> tuple[list[str], Any]:
+        if set(pg_types) == set(storage.SCORECARD_COLUMNS) and seen["stops"] == 0:
             seen["stops"] += 1
             private_pg.stop()  # fast shutdown: the open transaction is rolled back
             seen["restart"] = threading.Thread(target=restart_and_look)
             seen["restart"].start()
-        yield from original(frame, columns, rows)
+        return original(frame, pg_types, rows)
 
-    monkeypatch.setattr(storage, "copy_text_chunks", stopping_chunks)
+    monkeypatch.setattr(storage, "binary_copy", stopping_copy)
     dag = load_dag()
     shorten_retries(dag)
     dag.task_dict["score_vbr_host.load"].retry_delay = timedelta(seconds=5)  # the server is back by then
