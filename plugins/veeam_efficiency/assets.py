@@ -13,11 +13,7 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias
 
-# The table names of storage.py, repeated because storage imports pandas and this module is
-# imported when the DAG is parsed (a test checks they agree).
-SCHEMA = "feature3"
-SCORECARDS = "metrics_storage_efficiency"
-HISTORY = "storage_efficiency_history"
+from veeam_efficiency.tables import HISTORY, SCHEMA, SCORECARDS
 
 SCORECARDS_ALIAS = AssetAlias("veeam_feature3_scorecards")
 HISTORY_ALIAS = AssetAlias("veeam_feature3_history")

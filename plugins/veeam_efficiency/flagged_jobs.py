@@ -12,19 +12,19 @@ from typing import Any
 
 from psycopg import sql
 
-from veeam_efficiency.storage import SCHEMA, SCORECARDS
+from veeam_efficiency.alerts import FLAGS_ALERTED
+from veeam_efficiency.tables import SCHEMA, SCORECARDS
 
 COLUMNS = (
     "vbr_host", "job_id", "job_name", "analysis_date", "grade", "overall_score", "trend_classification",
     "trend_change", "annual_savings_usd", "optimization_potential_gb", "quality_flags",
 )  # fmt: skip
-ALERTED = ("CRITICAL_ANOMALIES", "DEGRADING_TREND")
 
 
 def job_scorecards(conn: Any, loaded: Iterable[tuple[str, str]], *, flagged_only: bool = False) -> list[dict[str, Any]]:
     """Job scorecards (not the host roll-ups) of the ``(vbr_host, analysis_date)`` pairs.
 
-    ``flagged_only``: just those flagged CRITICAL_ANOMALIES or DEGRADING_TREND.
+    ``flagged_only``: just those with a flag of ``alerts.FLAGS_ALERTED`` (CRITICAL_ANOMALIES, DEGRADING_TREND).
     """
     pairs = sorted(set(loaded))
     if not pairs:
@@ -37,15 +37,15 @@ def job_scorecards(conn: Any, loaded: Iterable[tuple[str, str]], *, flagged_only
         columns=sql.SQL(", ").join(sql.Identifier("m", name) for name in COLUMNS),
         table=sql.Identifier(SCHEMA, SCORECARDS),
         flagged=sql.SQL(
-            "AND (m.quality_flags @> jsonb_build_object(%s::text, true) "
-            "OR m.quality_flags @> jsonb_build_object(%s::text, true))"
+            "AND EXISTS (SELECT 1 FROM unnest(%s::text[]) AS f(flag) "
+            "WHERE m.quality_flags @> jsonb_build_object(f.flag, true))"
             if flagged_only
             else ""
         ),
     )
     params: list[Any] = [[host for host, _ in pairs], [day for _, day in pairs]]
     if flagged_only:
-        params += list(ALERTED)
+        params.append(list(FLAGS_ALERTED))
     with conn.cursor() as cur:
         cur.execute(query, params)
         rows = cur.fetchall()

@@ -21,10 +21,8 @@ from psycopg import sql
 from psycopg.errors import UniqueViolation
 
 from veeam_efficiency.copy_binary import NotBinaryCopyable, binary_copy
+from veeam_efficiency.tables import HISTORY, SCHEMA, SCORECARDS
 
-SCHEMA = "feature3"
-SCORECARDS = "metrics_storage_efficiency"
-HISTORY = "storage_efficiency_history"
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "schema.sql"
 
 # column -> kind: "text", "int", "float", "bool", "time", "date", "json"
