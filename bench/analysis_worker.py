@@ -1,9 +1,11 @@
-"""One analysis measurement in a fresh interpreter: ``python -m bench.analysis_worker DOC [--profile]``.
+"""One analysis measurement in a fresh interpreter: ``python -m bench.analysis_worker DOC [--repeat N] [--profile]``.
 
 Times ``columnar.parse_document_columns`` (the DAG's validate task) on the JSON text, then the analysis the DAG runs on the parsed
 document (window_sessions + job_sufficiency + score_window + add_optimization_potential),
 stage by stage, with the RSS before it and the peak RSS during it (the peak is reset with
 ``clear_refs`` after parsing, so the analysis's own peak is visible next to the process's).
+The first run is the one the DAG pays (cold: first calls, fresh memory); ``--repeat`` more
+runs of the same analysis give a median that machine noise moves less, for comparing sizes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,9 @@ def analyse(document: Any, stages: dict[str, dict[str, float]] | None = None) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("doc", type=Path)
+    parser.add_argument(
+        "--repeat", type=int, default=0, help="time the analysis this many more times (after the first)"
+    )
     parser.add_argument("--profile", action="store_true", help="also run the analysis once more under cProfile")
     args = parser.parse_args()
 
@@ -108,8 +114,16 @@ def main() -> None:
         "process_peak_kib": max(peak_through_parse, analysis_peak),
         "peak_reset": reset_ok,
     }
+    runs = [analysis_s]
+    del state
+    for _ in range(args.repeat):
+        gc.collect()
+        start = time.perf_counter()
+        analyse(document)
+        runs.append(time.perf_counter() - start)
+    result["analysis_runs_s"] = runs
+    result["analysis_median_s"] = statistics.median(runs)
     if args.profile:
-        del state
         gc.collect()
         profile = cProfile.Profile()
         profile.enable()

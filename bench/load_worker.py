@@ -79,98 +79,84 @@ def main() -> None:
         help="seconds insert_rows may take for all rows; beyond, it is measured on --insert-rows-sample rows",
     )  # fmt: skip
     parser.add_argument("--insert-rows-sample", type=int, default=100_000)
+    parser.add_argument(
+        "--repeat", type=int, default=0,
+        help="after the first pass, this many more rounds of write_run, raw binary COPY and insert_rows, interleaved",
+    )  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="also profile one more write_run into a fresh database")
     args = parser.parse_args()
 
     import psycopg
 
     from veeam_efficiency import payload
-    from veeam_efficiency.storage import HISTORY_COLUMNS, SCORECARD_COLUMNS, copy_text_chunks, write_run
+    from veeam_efficiency.copy_binary import binary_copy
+    from veeam_efficiency.storage import (
+        HISTORY,
+        HISTORY_COLUMNS,
+        SCORECARD_COLUMNS,
+        _column_types,
+        copy_text_chunks,
+        in_index_order,
+        write_run,
+    )
 
     history, host, day = history_rows(args.doc)
     rows = len(history)
     no_scorecards = payload.from_records([], SCORECARD_COLUMNS)  # history only: the three methods write the same rows
     result: dict[str, Any] = {"rows": rows}
     made: list[str] = []
-    try:
-        # (1) the project's path: COPY into a temp table + INSERT ... ON CONFLICT, one transaction
+
+    def fresh() -> str:
         name, dsn = fresh_schema()
         made.append(name)
+        return dsn
+
+    def done(dsn: str) -> int:
+        rows_in_table = count(dsn)
+        drop_database(made.pop())
+        return rows_in_table
+
+    def time_write_run(again: bool = False) -> tuple[float, float | None, int]:
+        """The project's path into a fresh database; optionally a second write of the same rows (all conflict)."""
+        dsn = fresh()
         with psycopg.connect(dsn) as conn:
             start = time.perf_counter()
             write_run(conn, vbr_host=host, analysis_date=day, history=history, scorecards=no_scorecards)
-            result["write_run_s"] = time.perf_counter() - start
-            start = time.perf_counter()
-            write_run(conn, vbr_host=host, analysis_date=day, history=history, scorecards=no_scorecards)
-            result["write_run_again_s"] = time.perf_counter() - start
-        result["write_run_rows"] = count(dsn)
-        drop_database(made.pop())
-        if args.profile:
-            import cProfile
-
-            from bench.common import top_functions
-
-            name, dsn = fresh_schema()
-            made.append(name)
-            profile = cProfile.Profile()
-            with psycopg.connect(dsn) as conn:
-                profile.enable()
+            first = time.perf_counter() - start
+            second = None
+            if again:
+                start = time.perf_counter()
                 write_run(conn, vbr_host=host, analysis_date=day, history=history, scorecards=no_scorecards)
-                profile.disable()
-            result["write_run_profile"] = top_functions(profile)
-            drop_database(made.pop())
+                second = time.perf_counter() - start
+        return first, second, done(dsn)
 
-        # (3b) raw binary COPY of exactly the bytes write_run streams (rows in index order), straight
-        # into the empty table; serialisation (sort + encoding) timed apart
-        from veeam_efficiency.copy_binary import binary_copy
-        from veeam_efficiency.storage import HISTORY, _column_types, in_index_order
+    def time_raw_binary_copy() -> tuple[float, float, float, int]:
+        """Exactly the bytes write_run streams (rows in index order) straight into the empty table.
 
-        name, dsn = fresh_schema()
-        made.append(name)
+        Returns (serialise s, COPY s, MB, rows): the sort and encoding are timed apart.
+        """
+        dsn = fresh()
         with psycopg.connect(dsn) as conn:
             with conn.cursor() as cur:
                 pg_types = _column_types(cur, HISTORY, HISTORY_COLUMNS)
             start = time.perf_counter()
             order, chunks_iter = binary_copy(in_index_order(history), pg_types)
-            binary_chunks = list(chunks_iter)
-            result["serialise_binary_s"] = time.perf_counter() - start
-            result["copy_binary_mb"] = sum(map(len, binary_chunks)) / 1e6
+            chunks = list(chunks_iter)
+            serialise = time.perf_counter() - start
             start = time.perf_counter()
             with (
                 conn.cursor() as cur,
                 cur.copy(f"COPY {TABLE} ({', '.join(order)}) FROM STDIN (FORMAT BINARY)") as copy,
             ):
-                for chunk in binary_chunks:
-                    copy.write(chunk)
-            conn.commit()
-            result["raw_binary_copy_s"] = time.perf_counter() - start
-        result["raw_binary_copy_rows"] = count(dsn)
-        drop_database(made.pop())
-        del binary_chunks
-
-        # (3) raw COPY of the text copy_text_chunks makes, in the frame's order, straight into the
-        # empty table (the path before binary COPY); serialisation timed apart
-        start = time.perf_counter()
-        chunks = list(copy_text_chunks(history, HISTORY_COLUMNS))
-        result["serialise_s"] = time.perf_counter() - start
-        result["copy_text_mb"] = sum(len(chunk.encode()) for chunk in chunks) / 1e6
-        name, dsn = fresh_schema()
-        made.append(name)
-        columns = ", ".join(HISTORY_COLUMNS)
-        with psycopg.connect(dsn) as conn:
-            start = time.perf_counter()
-            with conn.cursor() as cur, cur.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
                 for chunk in chunks:
                     copy.write(chunk)
             conn.commit()
-            result["raw_copy_s"] = time.perf_counter() - start
-        result["raw_copy_rows"] = count(dsn)
-        drop_database(made.pop())
-        del chunks
+            copy_s = time.perf_counter() - start
+        return serialise, copy_s, sum(map(len, chunks)) / 1e6, done(dsn)
 
-        # (2) Airflow's PostgresHook.insert_rows upsert (commit_every=1000, its default)
-        name, dsn = fresh_schema()
-        made.append(name)
+    def time_insert_rows() -> dict[str, Any]:
+        """Airflow's PostgresHook.insert_rows upsert (commit_every=1000, its default) into a fresh database."""
+        dsn = fresh()
         os.environ["AIRFLOW_CONN_BENCH_PG"] = dsn
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
@@ -194,12 +180,72 @@ def main() -> None:
             )
             sample_s += time.perf_counter() - start
             sample = rows
-        result["insert_rows_measured_rows"] = sample
-        result["insert_rows_prep_s"] = prep_s * rows / sample
-        result["insert_rows_s"] = sample_s * rows / sample
-        result["insert_rows_extrapolated"] = sample < rows
-        result["insert_rows_rows_in_table"] = count(dsn)
-        drop_database(made.pop())
+        del tuples
+        return {
+            "measured_rows": sample,
+            "prep_s": prep_s * rows / sample,
+            "s": sample_s * rows / sample,
+            "extrapolated": sample < rows,
+            "rows_in_table": done(dsn),
+        }
+
+    try:
+        # (1) the project's path, then a second write of the same rows (every row conflicts)
+        result["write_run_s"], result["write_run_again_s"], result["write_run_rows"] = time_write_run(again=True)
+        if args.profile:
+            import cProfile
+
+            from bench.common import top_functions
+
+            dsn = fresh()
+            profile = cProfile.Profile()
+            with psycopg.connect(dsn) as conn:
+                profile.enable()
+                write_run(conn, vbr_host=host, analysis_date=day, history=history, scorecards=no_scorecards)
+                profile.disable()
+            result["write_run_profile"] = top_functions(profile)
+            done(dsn)
+
+        # (3b) raw binary COPY of exactly the bytes write_run streams
+        (
+            result["serialise_binary_s"], result["raw_binary_copy_s"], result["copy_binary_mb"],
+            result["raw_binary_copy_rows"],
+        ) = time_raw_binary_copy()  # fmt: skip
+
+        # (3) raw COPY of the text copy_text_chunks makes, in the frame's order, straight into the
+        # empty table (the path before binary COPY); serialisation timed apart
+        start = time.perf_counter()
+        chunks = list(copy_text_chunks(history, HISTORY_COLUMNS))
+        result["serialise_s"] = time.perf_counter() - start
+        result["copy_text_mb"] = sum(len(chunk.encode()) for chunk in chunks) / 1e6
+        dsn = fresh()
+        columns = ", ".join(HISTORY_COLUMNS)
+        with psycopg.connect(dsn) as conn:
+            start = time.perf_counter()
+            with conn.cursor() as cur, cur.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+            conn.commit()
+            result["raw_copy_s"] = time.perf_counter() - start
+        result["raw_copy_rows"] = done(dsn)
+        del chunks
+
+        # (2) Airflow's PostgresHook.insert_rows upsert
+        inserted = time_insert_rows()
+        result["insert_rows_measured_rows"] = inserted["measured_rows"]
+        result["insert_rows_prep_s"] = inserted["prep_s"]
+        result["insert_rows_s"] = inserted["s"]
+        result["insert_rows_extrapolated"] = inserted["extrapolated"]
+        result["insert_rows_rows_in_table"] = inserted["rows_in_table"]
+
+        # more rounds of the three compared methods, interleaved, for medians
+        rounds = {"write_run_s": [result["write_run_s"]], "raw_binary_copy_s": [result["raw_binary_copy_s"]],
+                  "insert_rows_s": [result["insert_rows_s"]]}  # fmt: skip
+        for _ in range(args.repeat):
+            rounds["write_run_s"].append(time_write_run()[0])
+            rounds["raw_binary_copy_s"].append(time_raw_binary_copy()[1])
+            rounds["insert_rows_s"].append(time_insert_rows()["s"])
+        result["rounds"] = rounds
     finally:
         for name in made:
             drop_database(name)

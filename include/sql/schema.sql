@@ -2,10 +2,14 @@
 -- on every run, so a new database, a new column or a new index needs no manual step.
 CREATE SCHEMA IF NOT EXISTS feature3;
 
+-- The identifiers (vbr_host, job_id, session_id) are opaque keys, never sorted for people:
+-- COLLATE "C" compares them byte by byte, which keeps every key and index look-up off the
+-- locale's collation rules (faster key look-ups and index inserts on a large load; bench/RESULTS.md).
+
 -- One scorecard per job per day, plus one roll-up row per VBR host (job_id '*', scope 'host').
 CREATE TABLE IF NOT EXISTS feature3.metrics_storage_efficiency (
-    vbr_host                     text        NOT NULL,
-    job_id                       text        NOT NULL,
+    vbr_host                     text COLLATE "C" NOT NULL,
+    job_id                       text COLLATE "C" NOT NULL,
     analysis_date                date        NOT NULL,
     scope                        text        NOT NULL CHECK (scope IN ('job', 'host')),
     job_name                     text        NOT NULL,
@@ -47,11 +51,11 @@ CREATE INDEX IF NOT EXISTS metrics_storage_efficiency_date_idx
 
 -- Every session a run collected, one row per (vbr_host, session_id), scored or not.
 CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
-    vbr_host               text        NOT NULL,
-    session_id             text        NOT NULL,
+    vbr_host               text COLLATE "C" NOT NULL,
+    session_id             text COLLATE "C" NOT NULL,
     vbr_version            text        NOT NULL,
     collected_at           timestamptz NOT NULL,
-    job_id                 text        NOT NULL,
+    job_id                 text COLLATE "C" NOT NULL,
     job_name               text        NOT NULL,
     job_type               text        NOT NULL,
     algorithm              text        NOT NULL,
@@ -75,5 +79,29 @@ CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
     analysis_date          date        NOT NULL,
     PRIMARY KEY (vbr_host, session_id)
 );
-CREATE INDEX IF NOT EXISTS storage_efficiency_history_job_time_idx
-    ON feature3.storage_efficiency_history (vbr_host, job_id, creation_time);
+-- A job's sessions. Keyed on the job alone, not (job, creation_time): PostgreSQL then stores
+-- each job's key once with a list of its rows (B-tree deduplication), so the index is a
+-- twentieth of the size and a 1M-session load spends far less on it (bench/RESULTS.md); a
+-- job holds a few thousand sessions a year, which a query filters by time cheaply.
+CREATE INDEX IF NOT EXISTS storage_efficiency_history_job_idx
+    ON feature3.storage_efficiency_history (vbr_host, job_id);
+DROP INDEX IF EXISTS feature3.storage_efficiency_history_job_time_idx;
+
+-- Tables made before the identifiers were COLLATE "C": convert them once (rebuilds their
+-- indexes under an exclusive lock; a no-op, and no lock, once done).
+DO $migrate$
+DECLARE
+    col record;
+BEGIN
+    FOR col IN
+        SELECT a.attrelid::regclass AS tab, a.attname AS name
+          FROM pg_catalog.pg_attribute AS a
+         WHERE a.attrelid IN ('feature3.metrics_storage_efficiency'::regclass,
+                              'feature3.storage_efficiency_history'::regclass)
+           AND a.attname IN ('vbr_host', 'job_id', 'session_id') AND NOT a.attisdropped
+           AND a.attcollation <> 'pg_catalog."C"'::regcollation
+    LOOP
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN %I TYPE text COLLATE "C"', col.tab, col.name);
+    END LOOP;
+END
+$migrate$;

@@ -31,7 +31,8 @@ def welch_trend(frame: pd.DataFrame, by: str | Sequence[str], value: str, order:
     NaN p-value (no evidence of a trend), never an error.
     """
     keys = [by] if isinstance(by, str) else list(by)
-    ordered = frame.sort_values([*keys, order], kind="stable")
+    # only the columns used: sorting the whole session table would move every column
+    ordered = frame[list(dict.fromkeys([*keys, order, value]))].sort_values([*keys, order], kind="stable")
     grouped = ordered.groupby(keys, sort=False)
     position = grouped.cumcount()
     size = grouped[value].transform("size")

@@ -125,9 +125,11 @@ def _ticks(times: pd.Series) -> np.ndarray:
 def chronological_order(ticks: np.ndarray, session_ids: np.ndarray) -> np.ndarray:
     """Positions that put sessions in ``(creation_time, session_id)`` order.
 
-    Sorting the int64 times is cheap; the session_id text only breaks ties, so only the
-    sessions sharing a creation time are compared by it (a full sort would rank a million
-    strings).
+    Sorting the int64 times is cheap; the session_id text only breaks ties, and only
+    within each group of sessions sharing a creation time: the groups of one size are
+    sorted together as the rows of a 2-D array. Comparing strings across all tied
+    sessions instead (jobs scheduled at the same second) was n log n string compares,
+    the one step of the analysis that grew faster than the session count.
     """
     order = np.argsort(ticks, kind="stable")
     in_order = ticks[order]
@@ -136,11 +138,14 @@ def chronological_order(ticks: np.ndarray, session_ids: np.ndarray) -> np.ndarra
     tied[1:] |= same
     tied[:-1] |= same
     if tied.any():
-        subset = order[tied]
-        by_id = np.argsort(session_ids[subset], kind="stable")
-        id_rank = np.empty(len(subset), dtype=np.int64)
-        id_rank[by_id] = np.arange(len(subset))
-        order[tied] = subset[np.lexsort((id_rank, ticks[subset]))]
+        positions = np.flatnonzero(tied)
+        tied_ticks = in_order[positions]
+        starts = np.flatnonzero(np.r_[True, tied_ticks[1:] != tied_ticks[:-1]])
+        sizes = np.diff(np.r_[starts, len(positions)])
+        for size in np.unique(sizes):  # a few distinct group sizes, not one pass per group
+            rows = positions[starts[sizes == size][:, None] + np.arange(size)]
+            by_id = np.argsort(session_ids[order[rows]], axis=1, kind="stable")
+            order[rows] = np.take_along_axis(order[rows], by_id, axis=1)
     return order
 
 

@@ -147,10 +147,10 @@ def write_run(
 
 
 def in_index_order(history: pd.DataFrame) -> pd.DataFrame:
-    """The rows (one host's) in the order of the ``(vbr_host, job_id, creation_time)`` index.
+    """The rows (one host's) by job, then creation time: the ``(vbr_host, job_id)`` index order.
 
-    PostgreSQL then appends each job's entries next to each other instead of touching a
-    random index page per row, which was most of a large load's time.
+    PostgreSQL then adds each job's index entries to one page instead of touching a
+    random index page per row, and a job's sessions sit together in the table.
     """
     if history.empty:
         return history

@@ -245,10 +245,17 @@ def test_sessions_frame_types() -> None:
     assert str(frame["creation_time"].dt.tz) == "UTC"
 
 
-def test_chronological_order_breaks_time_ties_by_session_id_like_a_full_sort() -> None:
-    rng = np.random.default_rng(7)
-    ticks = rng.integers(0, 40, size=500)  # many sessions share a creation time
-    ids = np.array([f"s-{rng.integers(0, 10**6)}-{n}" for n in range(500)], dtype=object)
+@pytest.mark.parametrize(
+    ("sessions", "distinct_times", "distinct_ids"),
+    [(500, 40, 500), (2_000, 1_500, 2_000), (300, 1, 300), (400, 400, 400), (600, 90, 25)],
+    ids=["dense-ties", "sparse-ties", "all-at-once", "no-ties", "repeated-ids-stay-stable"],
+)
+def test_chronological_order_breaks_time_ties_by_session_id_like_a_full_sort(
+    sessions: int, distinct_times: int, distinct_ids: int
+) -> None:
+    rng = np.random.default_rng(sessions + distinct_times)
+    ticks = rng.integers(0, distinct_times, size=sessions)  # tie groups of many different sizes
+    ids = np.array([f"s-{rng.integers(0, distinct_ids)}" for _ in range(sessions)], dtype=object)
     order = chronological_order(ticks, ids)
     expected = pd.DataFrame({"t": ticks, "id": ids}).sort_values(["t", "id"], kind="stable").index
     assert order.tolist() == expected.tolist()

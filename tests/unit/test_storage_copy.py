@@ -130,3 +130,52 @@ def test_rows_go_in_index_order() -> None:
     assert ordered["creation_time"].is_monotonic_increasing is False  # two jobs, each in time order
     for _, group in ordered.groupby("job_id"):
         assert group["creation_time"].is_monotonic_increasing
+
+
+def _key_collations(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT format('%s.%s', c.relname, a.attname), coll.collname FROM pg_attribute AS a "
+        "JOIN pg_class AS c ON c.oid = a.attrelid JOIN pg_collation AS coll ON coll.oid = a.attcollation "
+        "WHERE c.relnamespace = 'feature3'::regnamespace AND c.relkind = 'r' "
+        "AND a.attname IN ('vbr_host', 'job_id', 'session_id')"
+    ).fetchall()
+    return dict(rows)
+
+
+def _index_files(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT relname, relfilenode FROM pg_class WHERE relnamespace = 'feature3'::regnamespace AND relkind = 'i'"
+    ).fetchall()
+    return dict(rows)
+
+
+def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(results_db: str) -> None:
+    """Tables made before COLLATE "C" are converted with their rows and indexes; later runs change nothing."""
+    older = storage.SCHEMA_SQL.read_text(encoding="utf-8").split("DO $migrate$")[0].replace(' COLLATE "C"', "")
+    with psycopg.connect(results_db) as conn:
+        conn.execute(older)
+        conn.execute(  # the job index before it was (vbr_host, job_id)
+            "CREATE INDEX storage_efficiency_history_job_time_idx "
+            "ON feature3.storage_efficiency_history (vbr_host, job_id, creation_time)"
+        )
+        conn.commit()
+        assert set(_key_collations(conn).values()) == {"default"}
+        storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(50), scorecards=NO_CARDS)
+        before = _rows(conn)
+        old_indexes = _index_files(conn)
+
+        storage.ensure_schema(conn)
+        collations = _key_collations(conn)
+        assert len(collations) == 5 and set(collations.values()) == {"C"}, collations
+        converted = _index_files(conn)
+        assert set(converted) == set(old_indexes) - {"storage_efficiency_history_job_time_idx"}
+        rebuilt = {name for name in converted if converted[name] != old_indexes[name]}
+        assert rebuilt == {  # the indexes over identifiers; the analysis_date one is untouched
+            "metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey", "storage_efficiency_history_job_idx"
+        }
+        assert _rows(conn) == before
+
+        storage.ensure_schema(conn)  # already converted: no rebuild
+        assert _index_files(conn) == converted
+        storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(60), scorecards=NO_CARDS)
+        assert len(_rows(conn)) == 60
