@@ -96,7 +96,7 @@ def main() -> None:
         SCORECARD_COLUMNS,
         _column_types,
         copy_text_chunks,
-        in_index_order,
+        in_key_order,
         write_run,
     )
 
@@ -140,7 +140,7 @@ def main() -> None:
             with conn.cursor() as cur:
                 pg_types = _column_types(cur, HISTORY, HISTORY_COLUMNS)
             start = time.perf_counter()
-            order, chunks_iter = binary_copy(in_index_order(history), pg_types)
+            order, chunks_iter = binary_copy(in_key_order(history), pg_types)
             chunks = list(chunks_iter)
             serialise = time.perf_counter() - start
             start = time.perf_counter()

@@ -79,12 +79,9 @@ CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
     analysis_date          date        NOT NULL,
     PRIMARY KEY (vbr_host, session_id)
 );
--- A job's sessions. Keyed on the job alone, not (job, creation_time): PostgreSQL then stores
--- each job's key once with a list of its rows (B-tree deduplication), so the index is a
--- twentieth of the size and a 1M-session load spends far less on it (bench/RESULTS.md); a
--- job holds a few thousand sessions a year, which a query filters by time cheaply.
-CREATE INDEX IF NOT EXISTS storage_efficiency_history_job_idx
-    ON feature3.storage_efficiency_history (vbr_host, job_id);
+-- No second index: with rows arriving in primary-key order, an index by job took half of a
+-- large load's time (bench/RESULTS.md). A DBA who often reads one job's raw sessions on a
+-- very large history may add one (README, "Results in PostgreSQL"); this file leaves it be.
 DROP INDEX IF EXISTS feature3.storage_efficiency_history_job_time_idx;
 
 -- Tables made before the identifiers were COLLATE "C": convert them once (rebuilds their

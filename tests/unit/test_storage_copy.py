@@ -123,13 +123,14 @@ def test_direct_copy_leaves_other_hosts_alone(conn: psycopg.Connection[Any]) -> 
     assert sorted(hosts) == [(HOST, 10), ("vbr02.example.test", 10)]
 
 
-def test_rows_go_in_index_order() -> None:
-    history = pd.concat([_history(5, job="job-b"), _history(5, first=5, job="job-a")]).iloc[::-1]
-    ordered = storage.in_index_order(history)
-    assert ordered["job_id"].tolist() == ["job-a"] * 5 + ["job-b"] * 5
-    assert ordered["creation_time"].is_monotonic_increasing is False  # two jobs, each in time order
-    for _, group in ordered.groupby("job_id"):
-        assert group["creation_time"].is_monotonic_increasing
+@pytest.mark.parametrize("prefix", ["s-", "Zürich-"], ids=["ascii", "non-ascii"])
+def test_rows_go_in_primary_key_order(prefix: str) -> None:
+    history = _history(40)
+    history["session_id"] = [f"{prefix}{n}" for n in np.random.default_rng(3).permutation(40)]
+    ordered = storage.in_key_order(history)
+    assert ordered["session_id"].tolist() == sorted(history["session_id"], key=lambda text: text.encode())
+    merged = ordered.merge(history, on="session_id", suffixes=("", "_before"))
+    assert (merged["job_name"] == merged["job_name_before"]).all()  # whole rows move, not one column
 
 
 def _key_collations(conn: psycopg.Connection[Any]) -> dict[str, str]:
@@ -154,7 +155,7 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
     older = storage.SCHEMA_SQL.read_text(encoding="utf-8").split("DO $migrate$")[0].replace(' COLLATE "C"', "")
     with psycopg.connect(results_db) as conn:
         conn.execute(older)
-        conn.execute(  # the job index before it was (vbr_host, job_id)
+        conn.execute(  # the job index older versions had
             "CREATE INDEX storage_efficiency_history_job_time_idx "
             "ON feature3.storage_efficiency_history (vbr_host, job_id, creation_time)"
         )
@@ -168,11 +169,9 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
         collations = _key_collations(conn)
         assert len(collations) == 5 and set(collations.values()) == {"C"}, collations
         converted = _index_files(conn)
-        assert set(converted) == set(old_indexes) - {"storage_efficiency_history_job_time_idx"}
+        assert set(converted) == set(old_indexes) - {"storage_efficiency_history_job_time_idx"}  # dropped
         rebuilt = {name for name in converted if converted[name] != old_indexes[name]}
-        assert rebuilt == {  # the indexes over identifiers; the analysis_date one is untouched
-            "metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey", "storage_efficiency_history_job_idx"
-        }
+        assert rebuilt == {"metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey"}  # not the date one
         assert _rows(conn) == before
 
         storage.ensure_schema(conn)  # already converted: no rebuild
