@@ -250,9 +250,9 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
         lines += [
             "## Load: the history rows into `feature3.storage_efficiency_history`",
             "",
-            "Each method into its own fresh, empty database with the project's schema (primary key and index). "
-            "*write_run* is the project's path (one transaction, advisory lock; rows sorted into index order and "
-            "encoded as binary COPY, included in its time; on an empty table the sampled keys are absent, so the "
+            'Each method into its own fresh, empty database with the project\'s schema (identifiers COLLATE "C", the primary key its only index). '
+            "*write_run* is the project's path (one transaction, advisory lock; rows sorted into primary-key order and "
+            "encoded as binary COPY, included in its time, while a writer thread sends the previous chunk; on an empty table the sampled keys are absent, so the "
             "rows are copied straight into the table under a savepoint; scorecards left empty so all methods "
             "write the same rows). *re-run* is a second write_run of the same rows onto the full table (every "
             "row conflicts: temp table + INSERT ... ON CONFLICT DO UPDATE). *raw binary COPY* streams exactly "

@@ -131,7 +131,7 @@ def main() -> None:
         return first, second, done(dsn)
 
     def time_raw_binary_copy() -> tuple[float, float, float, int]:
-        """Exactly the bytes write_run streams (rows in index order) straight into the empty table.
+        """Exactly the bytes write_run streams (rows in primary-key order) straight into the empty table.
 
         Returns (serialise s, COPY s, MB, rows): the sort and encoding are timed apart.
         """
