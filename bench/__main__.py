@@ -293,7 +293,7 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
             "",
             f"Then {LOAD_REPEATS} more rounds of the three compared methods, one after the other, each into a fresh "
             "database; the targets use the **median** of all rounds (first pass included), because one load moves "
-            "with this machine's noise by ±25%:",
+            "with this machine's noise by 25% or more:",
             "",
             "| rows | write_run rounds | raw binary COPY rounds | insert_rows rounds | insert_rows / write_run "
             "(per round) | medians: insert_rows / write_run | write_run / COPY |",

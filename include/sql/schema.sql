@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
 );
 -- No second index: with rows arriving in primary-key order, an index by job took half of a
 -- large load's time (bench/RESULTS.md). A DBA who often reads one job's raw sessions on a
--- very large history may add one (README, "Results in PostgreSQL"); this file leaves it be.
+-- very large history may add one (README, "Results"); this file leaves it be.
 DROP INDEX IF EXISTS feature3.storage_efficiency_history_job_time_idx;
 
 -- Tables made before the identifiers were COLLATE "C": convert them once (rebuilds their
