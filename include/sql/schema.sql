@@ -108,7 +108,8 @@ BEGIN
         SELECT a.attrelid::regclass AS tab, a.attname AS name
           FROM pg_catalog.pg_attribute AS a
          WHERE a.attrelid IN ('feature3.metrics_storage_efficiency'::regclass,
-                              'feature3.storage_efficiency_history'::regclass)
+                              'feature3.storage_efficiency_history'::regclass,
+                              'feature3.unscored_jobs'::regclass)
            AND a.attname IN ('vbr_host', 'job_id', 'session_id') AND NOT a.attisdropped
            AND a.attcollation <> 'pg_catalog."C"'::regcollation
     LOOP

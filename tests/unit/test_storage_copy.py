@@ -155,7 +155,6 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
     older = storage.SCHEMA_SQL.read_text(encoding="utf-8").split("DO $migrate$")[0].replace(' COLLATE "C"', "")
     with psycopg.connect(results_db) as conn:
         conn.execute(older)
-        conn.execute("DROP TABLE feature3.unscored_jobs")  # older versions had no such table
         conn.execute(  # the job index older versions had
             "CREATE INDEX storage_efficiency_history_job_time_idx "
             "ON feature3.storage_efficiency_history (vbr_host, job_id, creation_time)"
@@ -172,7 +171,7 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
         converted = _index_files(conn)
         assert set(converted) == set(old_indexes) - {"storage_efficiency_history_job_time_idx"}  # dropped
         rebuilt = {name for name in converted if converted[name] != old_indexes[name]}
-        assert rebuilt == {"metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey"}  # not the date one
+        assert rebuilt == {"metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey", "unscored_jobs_pkey"}
         assert _rows(conn) == before
 
         storage.ensure_schema(conn)  # already converted: no rebuild
