@@ -168,15 +168,20 @@ def report(dsn: str) -> list[str]:
         "             a flag or DEGRADING trend when any job has one",
         "",
     ]
-    header = ("VBR server", "job", "sessions", "overall", "grade", "rating", "dedup", "compr", "trend", "$/year", "flags")
-    rows = [
-        (
-            host, clip(name, 28), str(scored), f"{overall:.1f}", grade, rating,
-            f"{dedup:.2f}x", f"{compression:.2f}x", trend, f"{savings:,.0f}", flags or "",
-        )  # fmt: skip
-        for host, _, name, scored, overall, grade, rating, dedup, compression, trend, savings, flags, _, _ in cards
-    ]
-    lines += table(header, rows, right={2, 3, 6, 7, 9})
+    header = (
+        "VBR server",
+        "job",
+        "sessions",
+        "overall",
+        "grade",
+        "rating",
+        "dedup",
+        "compr",
+        "trend",
+        "$/year",
+        "flags",
+    )
+    lines += table(header, [_card_row(card) for card in cards], right={2, 3, 6, 7, 9})
     if unscored:
         lines += [
             "",
@@ -189,6 +194,14 @@ def report(dsn: str) -> list[str]:
             right={2, 3},
         )
     return lines
+
+
+def _card_row(card: tuple) -> tuple[str, ...]:
+    host, _, name, scored, overall, grade, rating, dedup, compression, trend, savings, flags, _, _ = card
+    return (
+        host, clip(name, 28), str(scored), f"{overall:.1f}", grade, rating,
+        f"{dedup:.2f}x", f"{compression:.2f}x", trend, f"{savings:,.0f}", flags or "",
+    )  # fmt: skip
 
 
 def main() -> int:
@@ -206,7 +219,7 @@ def main() -> int:
         "\nNext steps:\n"
         "  make ui     the same results in the Airflow UI (DAG veeam_storage_efficiency, its run and task logs)\n"
         "  make stop   stops the UI and the embedded PostgreSQL\n"
-        "  README.md, \"Point it at your VBR server\": score your own backup jobs\n"
+        '  README.md, "Point it at your VBR server": score your own backup jobs\n'
         f"  DAG log: {shown(DEMO / 'dag_test.log')}"
     )
     return 0

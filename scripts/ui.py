@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import demo  # noqa: E402  (the script's neighbour: one definition of the demo's directories and env)
+import demo
 
 PID_FILE = demo.DEMO / "ui.pid"
 PORT_FILE = demo.DEMO / "ui.port"
@@ -52,7 +52,7 @@ def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("0.0.0.0", port))
+            sock.bind(("0.0.0.0", port))  # noqa: S104  (taken on any interface: where the api-server binds)
         except OSError:
             return False
     return True

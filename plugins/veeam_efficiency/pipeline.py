@@ -145,9 +145,7 @@ def history_table(validated: dict[str, Any], optimized: dict[str, Any] | None) -
 def unscored_jobs(validated: dict[str, Any]) -> pd.DataFrame:
     """The jobs of the window without a scorecard, with the sessions found and needed, and why."""
     jobs = pd.DataFrame(validated["insufficient_jobs"], columns=["job_id", "job_name", "found", "needed"])
-    return jobs.rename(columns={"found": "sessions_found", "needed": "sessions_needed"}).assign(
-        reason=TOO_FEW_SESSIONS
-    )
+    return jobs.rename(columns={"found": "sessions_found", "needed": "sessions_needed"}).assign(reason=TOO_FEW_SESSIONS)
 
 
 def load(conn: Any, validated: dict[str, Any], optimized: dict[str, Any] | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -143,7 +143,7 @@ JobName = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 COLLECTOR_ENV = "VEEAM_COLLECTOR"
 VBR_HOSTS_ENV = "VEEAM_VBR_HOSTS"
-COLLECTORS = ("ssh", "local", "replay")
+Collector = Literal["", "ssh", "local", "replay"]  # "": none chosen
 
 
 def _env_list(name: str) -> list[str]:
@@ -151,13 +151,14 @@ def _env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
-def _env_collector() -> str:
+def _env_collector() -> Collector:
     """The deployment's collector (env ``VEEAM_COLLECTOR``), read at parse time; empty: none chosen.
 
     There is deliberately no built-in default: a deployment that forgot to choose must fail
     its runs, never score the bundled sample data as if it were its servers.
     """
-    return os.environ.get(COLLECTOR_ENV, "").strip()
+    # not checked here: a wrong value fails the Param's enum, and each task's validation, naming it
+    return cast(Collector, os.environ.get(COLLECTOR_ENV, "").strip())
 
 
 def no_collector_message() -> str:
@@ -174,7 +175,7 @@ class CollectionSettings(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    collector: Literal["", "ssh", "local", "replay"] = Field(
+    collector: Collector = Field(
         default_factory=_env_collector,
         description="ssh: run the PowerShell collector on each VBR host over SSH; local: run it with pwsh on this "
         "worker (a worker on the VBR server); replay: read collector JSON files from the replay directory. "

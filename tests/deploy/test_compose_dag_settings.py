@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from dag_runner import load_dag
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.airflow]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from dag_runner import fetch, load_dag, run_dag, write_document
@@ -95,5 +94,3 @@ def _document(host: str, run_day: datetime) -> dict:
         vbr_host=host, jobs=6, sessions=700, seed=11,
         window_start=run_day - timedelta(days=90), window_end=run_day,
     )  # fmt: skip
-
-
