@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-pytestmark = [pytest.mark.airflow]
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1800)]  # one demo run and one Airflow start
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden" / "demo_output.txt"
@@ -49,7 +49,7 @@ def demo_part(stdout: str, demo_dir: Path) -> str:
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     demo_dir = tmp_path_factory.mktemp("demo")
-    started = _make("ui", demo_dir, timeout=600)
+    started = _make("ui", demo_dir, timeout=1500)
     try:
         yield demo_dir, started
     finally:
