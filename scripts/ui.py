@@ -9,6 +9,7 @@ on this repository's dags and plugins and the demo's results database, in the ba
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import demo
 
@@ -27,25 +30,22 @@ PORT_FILE = demo.DEMO / "ui.port"
 LOG_FILE = demo.DEMO / "ui.log"
 PREFERRED_PORT = 8080
 READY_TIMEOUT_S = 600  # a first start migrates nothing (the demo did) but a busy laptop is slow
+STOP_TIMEOUT_S = 60
 
 
-def _alive(pid: int) -> bool:
+def _process(path: Path, *marks: str) -> psutil.Process | None:
+    """The process whose pid ``path`` records (first line), when it runs and its command line has ``marks``.
+
+    A pid file outlives a crash or a reboot, and its pid may since belong to another program:
+    the command line says whether it is still ours.
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _pid(path: Path) -> int | None:
-    """The pid recorded in ``path`` (first line) when that process still runs."""
-    try:
-        pid = int(path.read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
+        process = psutil.Process(int(path.read_text().split("\n", 1)[0]))
+        command = " ".join(process.cmdline())
+        running = process.status() != psutil.STATUS_ZOMBIE
+    except (OSError, ValueError, psutil.Error):
         return None
-    return pid if _alive(pid) else None
+    return process if running and all(mark in command for mark in marks) else None
 
 
 def _port_free(port: int) -> bool:
@@ -92,8 +92,8 @@ def _print_access(port: int) -> None:
 
 
 def start() -> int:
-    if (pid := _pid(PID_FILE)) is not None:
-        print(f"the UI is already running (pid {pid})")
+    if (running := _process(PID_FILE, "standalone")) is not None:
+        print(f"the UI is already running (pid {running.pid})")
         _print_access(int(PORT_FILE.read_text()))
         return 0
     dsn_file = demo.DEMO / demo.DSN_FILE
@@ -142,32 +142,46 @@ def start() -> int:
 
 
 def _stop_ui() -> bool:
-    pid = _pid(PID_FILE)
+    """Stop ``airflow standalone`` and every process under it; whether it was running.
+
+    Its components share its process group, but a task runner takes a group of its own
+    (the supervisor's ``setpgid``): the whole process tree is stopped, not only the group.
+    """
+    standalone = _process(PID_FILE, "standalone")
     PID_FILE.unlink(missing_ok=True)
-    if pid is None:
+    if standalone is None:
         return False
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.3)
-    os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(psutil.Error):
+        processes = [standalone, *standalone.children(recursive=True)]
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                process.terminate()
+        _, alive = psutil.wait_procs(processes, timeout=STOP_TIMEOUT_S)
+        for process in alive:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(alive, timeout=STOP_TIMEOUT_S)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(standalone.pid, signal.SIGKILL)  # anything its group started after the snapshot
     return True
 
 
 def _stop_postgres() -> bool:
-    """Fast shutdown of the embedded PostgreSQL (SIGINT to its postmaster), waiting for it to exit."""
-    pid = _pid(demo.DEMO / "pg" / "postmaster.pid")
-    if pid is None:
+    """Fast shutdown of the embedded PostgreSQL (SIGINT to its postmaster); whether it was running.
+
+    Waits for it to exit; if a fast shutdown does not finish in time, an immediate one (SIGQUIT).
+    """
+    pg = demo.DEMO / "pg"
+    postmaster = _process(pg / "postmaster.pid", "postgres", str(pg))
+    if postmaster is None:
         return False
-    os.kill(pid, signal.SIGINT)
-    deadline = time.monotonic() + 60
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return True
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            postmaster.send_signal(sig)
+        with contextlib.suppress(psutil.TimeoutExpired):
+            postmaster.wait(timeout=STOP_TIMEOUT_S)
+            return True
+    raise SystemExit(f"the embedded PostgreSQL (pid {postmaster.pid}) does not stop; see {demo.shown(pg / 'log')}")
 
 
 def stop() -> int:
