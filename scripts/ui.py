@@ -3,7 +3,8 @@
 ``start`` runs the demo first when it has not run, then ``airflow standalone`` (api-server,
 scheduler, dag-processor, triggerer; LocalExecutor on the demo's SQLite metadata database)
 on this repository's dags and plugins and the demo's results database, in the background
-(``.demo/ui.log``), on port 8080 unless it is taken; it prints the address, user and password.
+(``.demo/ui.log``), on port 8080 (env ``VEEAM_UI_PORT``) unless it is taken; it prints the
+address, user and password once its own api-server answers on that port.
 ``stop`` stops it (its whole process group) and the demo's embedded PostgreSQL.
 """
 
@@ -28,7 +29,7 @@ import demo
 PID_FILE = demo.DEMO / "ui.pid"
 PORT_FILE = demo.DEMO / "ui.port"
 LOG_FILE = demo.DEMO / "ui.log"
-PREFERRED_PORT = 8080
+PREFERRED_PORT = int(os.environ.get("VEEAM_UI_PORT") or 8080)
 READY_TIMEOUT_S = 600  # a first start migrates nothing (the demo did) but a busy laptop is slow
 STOP_TIMEOUT_S = 60
 
@@ -66,7 +67,25 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _ready(port: int) -> bool:
+def _listener(port: int) -> int | None:
+    """The pid listening on TCP ``port``, if any."""
+    for connection in psutil.net_connections("tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port:
+            return connection.pid
+    return None
+
+
+def _ready(standalone: psutil.Process, port: int) -> bool:
+    """Our api-server (not another program that took the port meanwhile) answers and reaches its database."""
+    try:
+        ours = {standalone.pid, *(child.pid for child in standalone.children(recursive=True))}
+    except psutil.Error:
+        return False
+    listener = _listener(port)
+    if listener is not None and listener not in ours:
+        raise SystemExit(f"port {port} was taken by another program (pid {listener}) while Airflow started")
+    if listener is None:
+        return False
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5) as response:
             health = json.load(response)
@@ -131,12 +150,16 @@ def start() -> int:
     PORT_FILE.write_text(str(port))
     print(f"starting Airflow (standalone) on port {port} ...")
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while not _ready(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            print(f"Airflow did not start; log: {demo.shown(LOG_FILE)}")
-            _stop_ui()
-            return 1
-        time.sleep(2)
+    standalone = psutil.Process(process.pid)
+    try:
+        while not _ready(standalone, port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"Airflow did not start; log: {demo.shown(LOG_FILE)}")
+            time.sleep(2)
+    except SystemExit as failed:
+        print(failed)
+        _stop_ui()
+        return 1
     _print_access(port)
     return 0
 

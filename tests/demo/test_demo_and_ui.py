@@ -13,12 +13,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -29,9 +33,19 @@ GOLDEN = Path(__file__).parent / "golden" / "demo_output.txt"
 ACCESS = re.compile(r"Airflow UI: http://localhost:(\d+)/  user: (\S+)  password: (\S+)")
 
 
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# Not 8080: another Airflow on this machine (a user's, a parallel run's) may start there at any moment.
+UI_PORT = _unused_port()
+
+
 def _shell_env(demo_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "VEEAM_", "PYTEST", "XDG_RUNTIME"))}
-    return {**env, "VEEAM_DEMO_DIR": str(demo_dir)}
+    return {**env, "VEEAM_DEMO_DIR": str(demo_dir), "VEEAM_UI_PORT": str(UI_PORT)}
 
 
 def _make(target: str, demo_dir: Path, timeout: int) -> subprocess.CompletedProcess[str]:
@@ -50,6 +64,21 @@ def _make(target: str, demo_dir: Path, timeout: int) -> subprocess.CompletedProc
     return subprocess.CompletedProcess(command, make.returncode, stdout, stderr)
 
 
+def processes_of(demo_dir: Path) -> list[str]:
+    """Every running process started for this demo directory (its environment names it)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "environ"]):
+        if (process.info["environ"] or {}).get("VEEAM_DEMO_DIR") == str(demo_dir):
+            found.append(f"{process.info['pid']}: {' '.join(process.info['cmdline'] or [])}")
+    return found
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def demo_part(stdout: str, demo_dir: Path) -> str:
     """The demo's own lines of `make ui`'s output, with the test's demo directory shown as `.demo`."""
     lines = stdout.replace(str(demo_dir), ".demo").splitlines()
@@ -59,12 +88,17 @@ def demo_part(stdout: str, demo_dir: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    demo_dir = tmp_path_factory.mktemp("demo")
+def ui():  # type: ignore[no-untyped-def]
+    # Not under pytest's basetemp: the embedded PostgreSQL runs as another OS user (pgserver, when
+    # the tests run as root) and needs to traverse the path to its data directory; any pytest
+    # starting on this machine resets /tmp/pytest-of-<user> to 0700, and the server then dies.
+    demo_dir = Path(tempfile.mkdtemp(prefix="veeam-demo-"))
+    demo_dir.chmod(0o755)
     try:
         yield demo_dir, _make("ui", demo_dir, timeout=1500)
     finally:
         _make("stop", demo_dir, timeout=300)  # whatever happened: nothing keeps running
+        shutil.rmtree(demo_dir, ignore_errors=True)
 
 
 def test_make_ui_runs_the_demo_first_and_its_output_reads_well(ui):
@@ -117,6 +151,8 @@ def test_make_ui_prints_a_login_that_works_and_make_stop_stops_everything(ui):
     assert [(run["logical_date"][:10], run["state"]) for run in runs] == [("2026-11-27", "success")]
 
     ui_pid = int((demo_dir / "ui.pid").read_text())
+    running = processes_of(demo_dir)
+    assert any("standalone" in line for line in running) and any("postgres" in line for line in running), running
     results = (demo_dir / "results_dsn").read_text()
     psycopg.connect(results, connect_timeout=5).close()  # the embedded PostgreSQL the demo left running
     stopped = _make("stop", demo_dir, timeout=120)
@@ -126,3 +162,9 @@ def test_make_ui_prints_a_login_that_works_and_make_stop_stops_everything(ui):
         os.killpg(ui_pid, 0)  # the whole process group: api-server, scheduler, dag-processor, triggerer
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(results, connect_timeout=5).close()
+    assert processes_of(demo_dir) == []  # no component, task runner or PostgreSQL backend left
+    assert not port_open(int(port))
+
+    again = _make("stop", demo_dir, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "Airflow UI: not running" in again.stdout and "embedded PostgreSQL: not running" in again.stdout
