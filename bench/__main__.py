@@ -1,7 +1,7 @@
 """Benchmark of the veeam_efficiency package: ``python -m bench [--quick] [--only ...] [--out bench/RESULTS.md]``.
 
 Every measurement runs in a fresh interpreter (bench.*_worker) on documents written
-beforehand by ``veeam_efficiency.synthetic`` in another one, so neither generation nor
+beforehand by ``tools.synthetic`` in another one, so neither generation nor
 an earlier size counts in a timing or a peak RSS. Results go to a markdown file.
 """
 
@@ -184,7 +184,7 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
         f"- Machine: {env['cpu']}, nproc {env['nproc']}, RAM {env['ram']}",
         f"- Python {env['python']}, pandas {env['pandas']}, numpy {env['numpy']}, psycopg {env['psycopg']}, "
         f"Airflow {env['airflow']}, PostgreSQL {env['postgresql']} (local, 127.0.0.1)",
-        "- Data: `veeam_efficiency.synthetic.generate_document`, seed fixed, a 30-day window "
+        "- Data: `tools.synthetic.generate_document`, seed fixed, a 30-day window "
         "(2026-10-28..2026-11-27), analysed with lookback_days=30 and the default settings.",
         "",
     ]

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 
 from dag_runner import fetch, run_dag
 
-from veeam_efficiency.synthetic import generate_document
+from tools.synthetic import generate_document
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dag_runner import fetch, run_dag, table_dump, tables_exist, write_document
 
-from veeam_efficiency.synthetic import generate_document
+from tools.synthetic import generate_document
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
 

@@ -18,7 +18,7 @@ import pytest
 
 from veeam_efficiency import pipeline, storage
 from veeam_efficiency.settings import AnalysisSettings
-from veeam_efficiency.synthetic import generate_document
+from tools.synthetic import generate_document
 from veeam_efficiency.window import analysis_window
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
