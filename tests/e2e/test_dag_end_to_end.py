@@ -176,6 +176,29 @@ def test_no_job_qualifies_skips_analysis_but_stores_history(monkeypatch, results
     assert fetch(results_db, "SELECT count(*) > 0 FROM feature3.storage_efficiency_history") == [(True,)]
 
 
+def test_the_skip_reaches_only_the_host_without_enough_sessions(monkeypatch, results_db, replay_dir):
+    """Mapped instances of one group: the host with too few sessions skips analyze, the other is scored.
+
+    The case a @task.branch gets wrong on Airflow 3.3.2 (apache/airflow#67265): its skip misses the
+    mapped sibling, and analyze would run on the host that has nothing to score.
+    """
+    write_document(replay_dir, "vbr01", sample("vbr01.example.local", seed=11))
+    write_document(replay_dir, "vbr02", sample("vbr02.example.local", jobs=3, sessions=120, seed=12))
+
+    states = run_dag(monkeypatch, results_dsn=results_db, replay_dir=replay_dir, logical_date=RUN_DATE)
+
+    assert {task: states[f"score_vbr_host.{task}[0]"] for task in ("sufficient", "analyze", "optimize", "load")} == {
+        "sufficient": "success", "analyze": "success", "optimize": "success", "load": "success",
+    }  # fmt: skip
+    assert {task: states[f"score_vbr_host.{task}[1]"] for task in ("sufficient", "analyze", "optimize", "load")} == {
+        "sufficient": "skipped", "analyze": "skipped", "optimize": "skipped", "load": "success",
+    }  # fmt: skip
+    cards = fetch(results_db, "SELECT DISTINCT vbr_host FROM feature3.metrics_storage_efficiency")
+    assert cards == [("vbr01.example.local",)]
+    history = fetch(results_db, "SELECT vbr_host, count(*) > 0 FROM feature3.storage_efficiency_history GROUP BY 1 ORDER BY 1")
+    assert history == [("vbr01.example.local", True), ("vbr02.example.local", True)]
+
+
 def test_invalid_weights_fail_before_collecting(monkeypatch, results_db, replay_dir):
     write_document(replay_dir, "vbr01", sample("vbr01.example.local", seed=10))
 

@@ -25,8 +25,8 @@ import pytest
 from pydantic import ValidationError
 
 from tests.collector.test_dag_collectors import calls_of, install_round_robin_pwsh
-from veeam_efficiency.settings import CollectionSettings, param_specs
 from tools.synthetic import generate_document
+from veeam_efficiency.settings import CollectionSettings, param_specs
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from dag_runner import fetch, run_dag, tables_exist, write_document

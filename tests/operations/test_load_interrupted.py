@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from tools.synthetic import generate_document
 from veeam_efficiency import payload, pipeline, storage
 from veeam_efficiency.settings import AnalysisSettings
-from tools.synthetic import generate_document
 from veeam_efficiency.window import analysis_window
 
 pytestmark = [pytest.mark.postgres]

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from veeam_efficiency.contract import SESSION_FIELDS, parse_document
 from tools.synthetic import generate_document, main, write_document
+from veeam_efficiency.contract import SESSION_FIELDS, parse_document
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO / "include" / "sample_data"
