@@ -93,7 +93,9 @@ def veeam_storage_efficiency() -> None:
         with fail_or_retry():
             collection, _ = _settings(params)
             if collection.collector == "replay":
-                return [{"vbr_host": path.stem, "replay_file": str(path)} for path in replay_files(collection.replay_path)]
+                return [
+                    {"vbr_host": path.stem, "replay_file": str(path)} for path in replay_files(collection.replay_path)
+                ]
             return [{"vbr_host": host} for host in collection.vbr_hosts or [""]]
 
     @task(map_index_template="{{ vbr_host }}", **LARGE_RESULT)

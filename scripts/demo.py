@@ -53,7 +53,9 @@ def main() -> int:
     airflow = [sys.executable, "-m", "airflow"]
     subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True)
     print(f"running veeam_storage_efficiency for {RUN_DATE} on include/sample_data ...")
-    run = subprocess.run([*airflow, "dags", "test", "veeam_storage_efficiency", RUN_DATE], env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        [*airflow, "dags", "test", "veeam_storage_efficiency", RUN_DATE], env=env, capture_output=True, text=True
+    )
     (DEMO / "dag_test.log").write_text(run.stdout + run.stderr)
     if run.returncode != 0 or "state=success" not in run.stdout + run.stderr:
         print(f"the DAG run failed; log: {DEMO / 'dag_test.log'}")
@@ -70,7 +72,20 @@ def main() -> int:
             "ORDER BY vbr_host, scope DESC, overall_score",
             (RUN_DATE,),
         ).fetchall()
-    header = ("host", "job", "date", "sessions", "overall", "grade", "rating", "dedup", "compr", "trend", "usd/yr", "flags")
+    header = (
+        "host",
+        "job",
+        "date",
+        "sessions",
+        "overall",
+        "grade",
+        "rating",
+        "dedup",
+        "compr",
+        "trend",
+        "usd/yr",
+        "flags",
+    )
     table = [header, *[tuple("" if v is None else str(v) for v in row) for row in rows]]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:

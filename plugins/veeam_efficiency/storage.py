@@ -22,7 +22,12 @@ from psycopg.errors import UniqueViolation
 
 from veeam_efficiency.copy_binary import binary_copy
 from veeam_efficiency.sessions import byte_order_keys
-from veeam_efficiency.tables import HISTORY_TABLE, SCHEMA, SCORECARD_TABLE, SCORECARDS, WRITTEN, Table
+from veeam_efficiency.tables import HISTORY, HISTORY_TABLE, SCHEMA, SCORECARD_TABLE, SCORECARDS, WRITTEN, Table
+
+__all__ = [
+    "HISTORY", "HISTORY_COLUMNS", "SCHEMA", "SCHEMA_SQL", "SCORECARDS", "SCORECARD_COLUMNS",
+    "SchemaNotReady", "ensure_schema", "in_key_order", "write_run",
+]  # fmt: skip
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "schema.sql"
 

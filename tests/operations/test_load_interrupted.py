@@ -1,6 +1,6 @@
 """``storage.write_run`` cut off in the middle of its COPY: all or nothing, then all exactly once.
 
-No Airflow here: the writer itself on a private PostgreSQL (tests/pg_cluster.py) that is
+No Airflow here: the writer itself on a private PostgreSQL (tests/support/pg_cluster.py) that is
 stopped (fast shutdown) or killed (SIGKILL, crash recovery on restart) after the first
 chunk of the session history has been streamed.
 """

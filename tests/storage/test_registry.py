@@ -39,8 +39,6 @@ def _primary_key(conn: psycopg.Connection[Any], table: str) -> tuple[str, ...]:
 def test_schema_sql_makes_exactly_the_registry_table(results_db: str, table: Any) -> None:
     with psycopg.connect(results_db) as conn:
         storage.ensure_schema(conn)
-        declared = [
-            (column.name, column.pg_type, column.nullable, column.identifier) for column in table.columns
-        ]
+        declared = [(column.name, column.pg_type, column.nullable, column.identifier) for column in table.columns]
         assert _columns(conn, table.name) == declared
         assert _primary_key(conn, table.name) == table.key
