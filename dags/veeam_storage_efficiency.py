@@ -31,7 +31,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_conte
 
 from veeam_efficiency.airflow.assets import OUTLETS
 from veeam_efficiency.airflow.errors import fail_or_retry
-from veeam_efficiency.airflow.notifications import TaskFailureAlert, run_deadline
+from veeam_efficiency.airflow.notifiers import TaskFailureAlert, run_deadline
 from veeam_efficiency.settings import AlertSettings, AnalysisSettings, CollectionSettings, param_specs
 
 GROUP = "score_vbr_host"
@@ -171,7 +171,7 @@ def veeam_storage_efficiency() -> None:
     @task(trigger_rule="all_done", multiple_outputs=False)
     def alert_degraded_jobs(loaded: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """One summary of the jobs this run flagged (hosts that failed have their own failure alert)."""
-        from veeam_efficiency.airflow.notifications import send_degradation_summary
+        from veeam_efficiency.airflow.notifiers import send_degradation_summary
 
         with fail_or_retry():  # bad Params fail at once, not after three retries
             return send_degradation_summary(loaded, params, get_current_context())

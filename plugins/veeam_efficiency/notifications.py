@@ -1,4 +1,4 @@
-"""Moved to :mod:`veeam_efficiency.airflow.notifications` (the Airflow layer); this name still works.
+"""Moved to :mod:`veeam_efficiency.airflow.notifiers` (the Airflow layer); this name still works.
 
 Resolved on first attribute access, so importing this module imports no Airflow; the old
 dotted paths (``veeam_efficiency.notifications.TaskFailureAlert``, and the
@@ -12,6 +12,6 @@ from typing import Any
 
 
 def __getattr__(name: str) -> Any:
-    from veeam_efficiency.airflow import notifications
+    from veeam_efficiency.airflow import notifiers
 
-    return getattr(notifications, name)
+    return getattr(notifiers, name)

@@ -7,7 +7,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from veeam_efficiency import messages as alerts
+from veeam_efficiency import alerts
 from veeam_efficiency.settings import AlertSettings, param_specs
 
 

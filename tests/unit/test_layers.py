@@ -40,7 +40,7 @@ def _imports(path: Path) -> set[str]:
 
 def test_the_layers_are_found() -> None:
     modules = _modules()
-    assert {"veeam_efficiency.airflow.notifications", "veeam_efficiency.airflow.errors"} <= set(modules)
+    assert {"veeam_efficiency.airflow.notifiers", "veeam_efficiency.airflow.errors"} <= set(modules)
     assert {"veeam_efficiency.pipeline", "veeam_efficiency.storage", "veeam_efficiency.tables"} <= set(modules)
 
 
@@ -81,7 +81,7 @@ def test_old_import_paths_still_resolve() -> None:
     """README and stored Deadline Alert callbacks name veeam_efficiency.notifications.* ."""
     script = (
         "from veeam_efficiency import notifications\n"
-        "from veeam_efficiency.airflow import notifications as moved\n"
+        "from veeam_efficiency.airflow import notifiers as moved\n"
         "from veeam_efficiency.flagged_jobs import job_scorecards\n"
         "assert notifications.TaskFailureAlert is moved.TaskFailureAlert\n"
         "assert notifications.RunDeadlineMissed is moved.RunDeadlineMissed\n"

@@ -21,8 +21,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import Unpack
+
 from veeam_efficiency.collectors.errors import CollectorConfigError, CollectorError, check_output, stderr_tail
-from veeam_efficiency.collectors.local import script_arguments
+from veeam_efficiency.collectors.local import DEFAULT_PWSH, DEFAULT_TIMEOUT_S, ScriptOptions, script_arguments
 
 if TYPE_CHECKING:
     from airflow.providers.ssh.hooks.ssh import SSHHook
@@ -63,9 +65,7 @@ def run_remote_script(
     window_start: datetime,
     window_end: datetime,
     job_names: Sequence[str] = (),
-    *,
-    pwsh: str = "pwsh",
-    timeout_s: float = 1800,
+    **options: Unpack[ScriptOptions],
 ) -> str:
     """Run ``script`` on the hook's host and return its stdout (one JSON object).
 
@@ -75,6 +75,7 @@ def run_remote_script(
     authentication, reset connection); CollectorConfigError for a connection that turns host
     key verification off.
     """
+    pwsh, timeout_s = options.get("pwsh", DEFAULT_PWSH), options.get("timeout_s", DEFAULT_TIMEOUT_S)
     if not script.is_file():
         raise FileNotFoundError(f"collector script {script} does not exist")
     remote_name = f"veeam_efficiency_{uuid.uuid4().hex}.ps1"

@@ -4,7 +4,7 @@ Delivery (:func:`deliver`) uses the SMTP provider's ``SmtpNotifier`` when the SM
 connection exists (looked up when the alert fires, never at parse time) and there are
 recipients, then the optional alert hook: env ``VEEAM_ALERT_HOOK`` names a callable
 ``hook(alert, context)`` (``package.module.function``) that posts the same
-:class:`~veeam_efficiency.messages.Alert` to Slack, Teams or anything else. No SMTP
+:class:`~veeam_efficiency.alerts.Alert` to Slack, Teams or anything else. No SMTP
 connection is not an error: the run is not disturbed, the alert is logged.
 
 Imports stay light (the DAG file imports this module at parse time); providers are
@@ -24,7 +24,7 @@ from airflow.sdk import BaseHook, BaseNotifier
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from veeam_efficiency import messages
+from veeam_efficiency import alerts
 from veeam_efficiency.settings import AlertSettings
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def smtp_connection(conn_id: str) -> Any | None:
         return None
 
 
-def deliver(alert: messages.Alert, *, settings: AlertSettings, context: Any) -> list[str]:
+def deliver(alert: alerts.Alert, *, settings: AlertSettings, context: Any) -> list[str]:
     """Send ``alert`` by e-mail (when SMTP is configured) and to the alert hook (when set); the channels used.
 
     Both channels are tried; if one fails, its error is raised after the other was tried.
@@ -105,7 +105,7 @@ class TaskFailureAlert(BaseNotifier):
     def notify(self, context: Any) -> None:
         try:
             ti = context["ti"]
-            alert = messages.task_failure(
+            alert = alerts.task_failure(
                 dag_id=ti.dag_id,
                 task_id=ti.task_id,
                 vbr_host=self.vbr_host(ti),
@@ -119,7 +119,7 @@ class TaskFailureAlert(BaseNotifier):
         except Exception:
             log.exception("the task failure alert could not be sent")
 
-    def send(self, alert: messages.Alert, context: Any) -> None:
+    def send(self, alert: alerts.Alert, context: Any) -> None:
         deliver(alert, settings=alert_settings(context.get("params")), context=context)
 
     def vbr_host(self, ti: Any) -> str | None:
@@ -147,12 +147,12 @@ class RunDeadlineMissed(BaseNotifier):
         self.smtp_conn_id = smtp_conn_id
         self.recipients = recipients
 
-    def build(self, context: Any) -> tuple[messages.Alert, AlertSettings]:
+    def build(self, context: Any) -> tuple[alerts.Alert, AlertSettings]:
         run = context.get("dag_run") or {}
         deadline = context.get("deadline") or {}
         defaults = {"smtp_conn_id": self.smtp_conn_id, "alert_recipients": self.recipients}
         settings = alert_settings({**defaults, **(run.get("conf") or {})})
-        alert = messages.run_deadline_missed(
+        alert = alerts.run_deadline_missed(
             dag_id=str(run.get("dag_id", "-")),
             run_id=str(run.get("dag_run_id") or run.get("run_id") or "-"),
             state=run.get("state"),
@@ -218,6 +218,6 @@ def send_degradation_summary(loaded: Any, params: Any, context: Any) -> dict[str
     conn_id = CollectionSettings.model_validate(dict(params or {})).postgres_conn_id
     with PostgresHook(postgres_conn_id=conn_id).get_conn() as conn:
         cards = job_scorecards(conn, pairs, flagged_only=True)
-    alert = messages.degradation_summary(cards, dag_id=context["dag"].dag_id, run_id=context["run_id"])
+    alert = alerts.degradation_summary(cards, dag_id=context["dag"].dag_id, run_id=context["run_id"])
     sent = deliver(alert, settings=settings, context=context) if alert else []
     return {"hosts_loaded": len(pairs), "flagged_jobs": len(cards), "sent_to": sent}
