@@ -162,11 +162,11 @@ def veeam_storage_efficiency() -> None:
 
         with fail_or_retry():
             collection, _ = _settings(params)
-        hook = PostgresHook(postgres_conn_id=collection.postgres_conn_id)
-        with hook.get_conn() as conn:
-            written = pipeline.load(conn, validated, optimized)
-        announce(outlet_events, hook.get_connection(collection.postgres_conn_id), written)
-        return written
+            hook = PostgresHook(postgres_conn_id=collection.postgres_conn_id)
+            with hook.get_conn() as conn:
+                written = pipeline.load(conn, validated, optimized)
+            announce(outlet_events, hook.get_connection(collection.postgres_conn_id), written)
+            return written
 
     @task(trigger_rule="all_done", multiple_outputs=False)
     def alert_degraded_jobs(loaded: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:

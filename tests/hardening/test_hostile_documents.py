@@ -364,8 +364,8 @@ def test_failed_load_rolls_back_everything(
         if how == "merge_raises":
             original = storage._merge
 
-            def merge_then_fail(cur: Any, table: str, *args: Any) -> int:
-                if table == storage.SCORECARDS:  # the history merge has already run in this transaction
+            def merge_then_fail(cur: Any, table: Any, *args: Any) -> int:
+                if table.name == storage.SCORECARDS:  # the history merge has already run in this transaction
                     raise RuntimeError("injected failure after the history merge")
                 return original(cur, table, *args)
 
