@@ -23,6 +23,7 @@ Kind = Literal["text", "int", "float", "bool", "time", "date", "json"]
 SCHEMA = "feature3"
 HISTORY = "storage_efficiency_history"
 SCORECARDS = "metrics_storage_efficiency"
+UNSCORED = "unscored_jobs"
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,23 @@ SCORECARD_TABLE = Table(
     key=("vbr_host", "job_id", "analysis_date"),
 )
 
+# Jobs a run saw but could not score, one row per job per day (replaced like the scorecards).
+UNSCORED_TABLE = Table(
+    UNSCORED,
+    (
+        VBR_HOST,
+        JOB_ID,
+        ANALYSIS_DATE,
+        _text("job_name"),
+        _int("sessions_found"),
+        _int("sessions_needed"),
+        _text("reason"),
+    ),
+    key=("vbr_host", "job_id", "analysis_date"),
+)
+
 # The tables the DAG writes, in the order a run writes them.
-WRITTEN = (HISTORY_TABLE, SCORECARD_TABLE)
+WRITTEN = (HISTORY_TABLE, SCORECARD_TABLE, UNSCORED_TABLE)
 
 # The keys of a scorecard's ``quality_flags`` (what the downstream risk model reads).
 CRITICAL_ANOMALIES = "CRITICAL_ANOMALIES"
