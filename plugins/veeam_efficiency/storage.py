@@ -40,7 +40,7 @@ SCORECARD_COLUMNS: dict[str, str] = {
     "trend_p_value": "float", "trend_change": "float",
     "raw_daily_gb": "float", "current_daily_gb": "float", "target_daily_gb": "float",
     "optimization_potential_gb": "float", "projected_monthly_savings_gb": "float",
-    "annual_savings_usd": "float", "quality_flags": "json",
+    "annual_savings_usd": "float", "quality_flags": "json", "dag_run_id": "text",
 }  # fmt: skip
 SCORECARD_KEY = ("vbr_host", "job_id", "analysis_date")
 
