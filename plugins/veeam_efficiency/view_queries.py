@@ -106,7 +106,14 @@ def estate(cur: Any, analysis_date: date | None, preview: int = 50) -> dict[str,
     dates = analysis_dates(cur)
     day = analysis_date or (dates[0] if dates else None)
     optional = _present(cur, OPTIONAL_JOB_COLUMNS)
-    host_columns = ["vbr_host", "grade", "overall_score", "annual_savings_usd", "optimization_potential_gb", "dag_run_id"]
+    host_columns = [
+        "vbr_host",
+        "grade",
+        "overall_score",
+        "annual_savings_usd",
+        "optimization_potential_gb",
+        "dag_run_id",
+    ]
     host_columns += [name for name in optional if name in ("context_grade", "context_score")]
     cur.execute(
         sql.SQL("SELECT {cols} FROM {t} WHERE analysis_date = %s AND scope = 'host' ORDER BY vbr_host").format(
@@ -132,7 +139,9 @@ def estate(cur: Any, analysis_date: date | None, preview: int = 50) -> dict[str,
     totals: dict[str, Any] = {"jobs_scored": 0, "jobs_flagged": 0, "annual_savings_usd": 0.0}
     totals["attainable_annual_savings_usd"] = 0.0 if attainable else None
     for row in cur.fetchall():
-        host = hosts.setdefault(row["vbr_host"], {"vbr_host": row["vbr_host"], "jobs": 0, "flagged_jobs": 0, "grades": {}})
+        host = hosts.setdefault(
+            row["vbr_host"], {"vbr_host": row["vbr_host"], "jobs": 0, "flagged_jobs": 0, "grades": {}}
+        )
         host["jobs"] += row["jobs"]
         host["flagged_jobs"] += row["flagged"]
         host["grades"][row["grade"]] = row["jobs"]
@@ -159,7 +168,9 @@ def estate(cur: Any, analysis_date: date | None, preview: int = 50) -> dict[str,
     }
 
 
-def flagged_jobs(cur: Any, vbr_host: str | None, analysis_date: date | None, *, limit: int, offset: int) -> dict[str, Any]:
+def flagged_jobs(
+    cur: Any, vbr_host: str | None, analysis_date: date | None, *, limit: int, offset: int
+) -> dict[str, Any]:
     """Jobs with at least one quality flag on that day, worst score first; one page and the total."""
     cur.execute(
         sql.SQL(
@@ -188,7 +199,9 @@ def _count_flagged(cur: Any, vbr_host: str | None, analysis_date: date | None) -
     return int(_first(cur.fetchone()))
 
 
-def unscored_jobs(cur: Any, vbr_host: str | None, analysis_date: date | None, *, limit: int, offset: int) -> dict[str, Any]:
+def unscored_jobs(
+    cur: Any, vbr_host: str | None, analysis_date: date | None, *, limit: int, offset: int
+) -> dict[str, Any]:
     """Jobs of that day without a scorecard and why (``feature3.unscored_jobs``, when the table exists)."""
     cur.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (f"{SCHEMA}.{UNSCORED}",))
     if not _first(cur.fetchone()):
@@ -221,7 +234,9 @@ def _job_query(cur: Any, where: JobFilter, *, paged: bool) -> tuple[sql.Composed
     columns = [*JOB_COLUMNS, *optional]
     has_recommendations = "recommendations" in scorecard_columns(cur)
     top = sql.SQL(
-        ", recommendations -> 0 ->> 'title' AS top_recommendation" if has_recommendations else ", NULL AS top_recommendation"
+        ", recommendations -> 0 ->> 'title' AS top_recommendation"
+        if has_recommendations
+        else ", NULL AS top_recommendation"
     )
     sort = where.sort if where.sort in columns else "overall_score"
     order = sql.SQL("DESC NULLS LAST" if where.descending else "ASC NULLS LAST")

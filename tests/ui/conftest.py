@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.operations.airflow_stack import create_database, drop_database  # not tests.conftest: a second import resets the env
+# not tests.conftest: a second import of it resets the environment
+from tests.operations.airflow_stack import create_database, drop_database
 from tests.ui.seed import seed
 
 

@@ -106,19 +106,24 @@ def test_estate_lists_every_host_with_grades_and_savings(as_viewer: TestClient, 
     assert as_viewer.get(f"{BASE}/api/estate?date=not-a-day").status_code == 422
 
 
-def test_host_jobs_sort_filter_page_and_names_come_back_verbatim(as_viewer: TestClient, seeded_db: dict[str, Any]) -> None:
+def test_host_jobs_sort_filter_page_and_names_come_back_verbatim(
+    as_viewer: TestClient, seeded_db: dict[str, Any]
+) -> None:
     scored = seeded_db["scored"][HOST]
     page = get_json(as_viewer, f"/api/jobs?vbr_host={HOST}&sort=job_name&order=asc&limit=500")
     assert page["total"] == len(scored)
     names = [row["job_name"] for row in page["rows"]]
     assert {MARKUP_NAME, QUOTED_NAME, CJK_NAME} <= set(names) and set(names) == set(scored)
-    assert [row["overall_score"] for row in get_json(as_viewer, f"/api/jobs?vbr_host={HOST}&sort=overall_score&order=desc")["rows"]] == sorted(
-        (row["overall_score"] for row in page["rows"]), reverse=True
-    )
+    assert [
+        row["overall_score"]
+        for row in get_json(as_viewer, f"/api/jobs?vbr_host={HOST}&sort=overall_score&order=desc")["rows"]
+    ] == sorted((row["overall_score"] for row in page["rows"]), reverse=True)
     first, second = (get_json(as_viewer, f"/api/jobs?vbr_host={HOST}&sort=job_name&limit=3&offset={o}") for o in (0, 3))
     assert [r["job_name"] for r in first["rows"] + second["rows"]] == names[:6] and first["total"] == len(scored)
     # the filter is a bound value: SQL or LIKE syntax in it only ever matches itself
-    assert [r["job_name"] for r in get_json(as_viewer, f"/api/jobs?vbr_host={HOST}&name=%22%3B%20DROP")["rows"]] == [QUOTED_NAME]
+    assert [r["job_name"] for r in get_json(as_viewer, f"/api/jobs?vbr_host={HOST}&name=%22%3B%20DROP")["rows"]] == [
+        QUOTED_NAME
+    ]
     assert get_json(as_viewer, f"/api/jobs?vbr_host={HOST}&name=%25")["total"] == 0
     assert get_json(as_viewer, f"/api/jobs?vbr_host={HOST}&name=' OR 1=1 --")["total"] == 0
     graded = get_json(as_viewer, f"/api/jobs?vbr_host={HOST}&grade={page['rows'][0]['grade']}")
@@ -129,7 +134,9 @@ def test_host_jobs_sort_filter_page_and_names_come_back_verbatim(as_viewer: Test
     assert as_viewer.get(f"{BASE}/api/jobs?vbr_host={HOST}&limit=100000").status_code == 422
 
 
-def test_csv_download_has_every_matching_job_and_defuses_formulas(as_viewer: TestClient, seeded_db: dict[str, Any]) -> None:
+def test_csv_download_has_every_matching_job_and_defuses_formulas(
+    as_viewer: TestClient, seeded_db: dict[str, Any]
+) -> None:
     response = as_viewer.get(f"{BASE}/api/jobs.csv?vbr_host={HOST}&sort=job_name")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     assert f"storage-efficiency-{HOST}-{LAST_DAY}.csv" in response.headers["content-disposition"]
@@ -153,7 +160,9 @@ def test_job_scorecard_daily_scores_runs_and_sessions(as_viewer: TestClient) -> 
     sessions = get_json(as_viewer, f"/api/sessions?vbr_host={HOST}&job_id={row['job_id']}&limit=10")
     times = [s["creation_time"] for s in sessions["rows"]]
     assert len(times) == 10 and times == sorted(times, reverse=True) and sessions["older"] == times[-1]
-    rest = get_json(as_viewer, f"/api/sessions?vbr_host={HOST}&job_id={row['job_id']}&before={quote(sessions['older'])}&limit=500")
+    rest = get_json(
+        as_viewer, f"/api/sessions?vbr_host={HOST}&job_id={row['job_id']}&before={quote(sessions['older'])}&limit=500"
+    )
     assert rest["rows"] and max(s["creation_time"] for s in rest["rows"]) < times[-1]
     algorithms = {s["algorithm"] for s in sessions["rows"] + rest["rows"]}
     assert "Increment" in algorithms and algorithms & {"Full", "Synthetic"}  # fulls and incrementals, told apart
@@ -175,9 +184,12 @@ def test_the_view_only_reads(as_viewer: TestClient, seeded_db: dict[str, Any]) -
 
     from veeam_efficiency import view_queries
 
-    with psycopg.connect(seeded_db["dsn"]) as conn, view_queries.read_only_cursor(conn) as cur:
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            cur.execute("DELETE FROM feature3.metrics_storage_efficiency")
+    with (
+        psycopg.connect(seeded_db["dsn"]) as conn,
+        view_queries.read_only_cursor(conn) as cur,
+        pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
+    ):
+        cur.execute("DELETE FROM feature3.metrics_storage_efficiency")
 
 
 def test_plugin_is_registered_with_the_nav_entry(as_viewer: TestClient) -> None:

@@ -266,7 +266,8 @@ async function jobPage() {
     { id: "runs" }));
 
   function drawSessions() {
-    const points = sessions.slice().reverse();
+    // sessions excluded from scoring (failed, empty, …) have no meaningful ratio: not drawn
+    const points = sessions.slice().reverse().filter((s) => !s.excluded_reason);
     const at = (s) => s.creation_time;
     const line = (key) => points.filter((s) => s[key] !== null).map((s) => [at(s), s[key]]);
     const kind = (algorithm) => points.filter((s) => s.combined_ratio !== null && s.algorithm === algorithm).map((s) => [at(s), s.combined_ratio]);
@@ -279,7 +280,7 @@ async function jobPage() {
       tooltip: { trigger: "axis" },
       dataZoom: [{ type: "inside" }, { type: "slider", height: 20, bottom: 10 }],
       xAxis: { type: "time" },
-      yAxis: { type: "value", name: "factor (x)", min: 1 },
+      yAxis: { type: "value", name: "factor (x)", scale: true },
       series: [
         { type: "line", name: "Dedup", data: line("dedup_ratio"), showSymbol: false, lineStyle: { width: 1 } },
         { type: "line", name: "Compression", data: line("compression_ratio"), showSymbol: false, lineStyle: { width: 1 } },

@@ -11,7 +11,7 @@ which load plugins too, never pay for the API server's code.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,7 +21,9 @@ DAG_ID = "veeam_storage_efficiency"
 _bearer = HTTPBearer(auto_error=False)
 
 
-async def dag_reader(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Any:
+async def dag_reader(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Any:
     """The user, or ``HTTPException`` 401 (no or expired credentials) / 403 (invalid, or may not read the DAG)."""
     from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 

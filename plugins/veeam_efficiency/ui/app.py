@@ -105,7 +105,9 @@ def create_app() -> FastAPI:
             return _json(found)
 
     @app.get("/api/jobs")
-    def jobs(where: Annotated[q.JobFilter, Depends(_job_filter)], limit: Limit = 100, offset: Offset = 0) -> JSONResponse:
+    def jobs(
+        where: Annotated[q.JobFilter, Depends(_job_filter)], limit: Limit = 100, offset: Offset = 0
+    ) -> JSONResponse:
         """One page of a host's jobs of a day: filter by name, grade, flag; sort by any shown column."""
         with _cursor() as cur:
             return _json({"analysis_date": where.analysis_date, **q.host_jobs(cur, where, limit=limit, offset=offset)})
@@ -127,7 +129,9 @@ def create_app() -> FastAPI:
 
         name = f"storage-efficiency-{_safe_file_part(where.vbr_host)}-{where.analysis_date}.csv"
         return StreamingResponse(
-            lines(), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+            lines(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
     @app.get("/api/job")
@@ -140,7 +144,9 @@ def create_app() -> FastAPI:
         return _json({**found, "dag_id": "veeam_storage_efficiency"})
 
     @app.get("/api/sessions")
-    def sessions(vbr_host: Host, job_id: JobId, before: datetime | None = None, limit: Limit = q.MAX_PAGE) -> JSONResponse:
+    def sessions(
+        vbr_host: Host, job_id: JobId, before: datetime | None = None, limit: Limit = q.MAX_PAGE
+    ) -> JSONResponse:
         """A job's sessions, newest first, a page at a time (``before``: the ``older`` of the previous page)."""
         with _cursor() as cur:
             return _json(q.job_sessions(cur, vbr_host, job_id, before=before, limit=limit))
@@ -192,7 +198,7 @@ def _cursor() -> Iterator[Any]:
     """A read-only cursor on the results database; the connection is closed afterwards."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    conn = PostgresHook(postgres_conn_id=CONN_ID).get_conn()
+    conn: Any = PostgresHook(postgres_conn_id=CONN_ID).get_conn()  # psycopg 3
     try:
         with q.read_only_cursor(conn) as cur:
             yield cur

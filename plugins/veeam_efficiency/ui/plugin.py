@@ -13,9 +13,12 @@ class StorageEfficiencyViewPlugin(AirflowPlugin):
     """Served by the api-server itself: no extra service, nothing loaded from the internet."""
 
     name = "veeam_storage_efficiency_view"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Storage efficiency"}]
+    # class attributes, as AirflowPlugin declares them (the plugin manager reads them off the class)
+    fastapi_apps = [  # noqa: RUF012
+        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "Storage efficiency"}
+    ]
     # href without a leading slash: relative to Airflow's base URL, so a reverse-proxy prefix is kept
-    external_views = [
+    external_views = [  # noqa: RUF012
         {
             "name": "Storage efficiency",
             "href": "veeam-efficiency/",
