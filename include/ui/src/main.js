@@ -111,7 +111,7 @@ async function estatePage() {
       context ? el("td", {}, gradeBadge(h.context_grade)) : null,
       el("td", { class: "num" }, fmt(h.overall_score, 1)), el("td", { class: "num" }, h.jobs),
       ...["A", "B", "C", "D", "F"].map((g) => el("td", { class: "num" }, h.grades[g] || 0)),
-      el("td", { class: "num" }, h.flagged_jobs), el("td", { class: "num" }, h.unscored_jobs ?? 0),
+      el("td", { class: "num" }, h.flagged_jobs), el("td", { class: "num" }, data.unscored_jobs.available ? h.unscored_jobs ?? 0 : "–"),
       el("td", { class: "num" }, usd(h.annual_savings_usd)))),
     { id: "hosts" });
   const distribution = el("div", { class: "chart small", id: "grade-chart" });
