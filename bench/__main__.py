@@ -417,8 +417,9 @@ def view_report(view: dict[str, Any]) -> tuple[list[str], list[str]]:
         "",
         f"**An estate of {estate['jobs']:,} jobs** (10 VBR servers x 1,000 jobs, {estate['scorecards']:,} scorecards over "
         f"30 days, {estate['sessions']:,} history rows; seeded in {estate['seed_s']:.0f} s, not counted). Each request "
-        "through the plugin's FastAPI app in-process (`TestClient`), the Airflow auth check replaced by a pass; "
-        "first request and median of 5 more:",
+        "through the plugin's FastAPI app in-process (`TestClient`), the Airflow auth check replaced by a pass, "
+        f"after one request that paid the process's one-time imports ({estate['warm_up_s']:.1f} s, once per "
+        "api-server process); the first request of each kind and the median of 5 more:",
         "",
         "| request | first | median | response |",
         "|---|---:|---:|---:|",

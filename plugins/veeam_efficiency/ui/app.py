@@ -120,10 +120,15 @@ def create_app() -> FastAPI:
         columns, rows = q.host_jobs_all(cur, where)
 
         def lines() -> Iterator[str]:
-            try:
+            try:  # a chunk of rows per write: each one is a hop to the thread pool and back
                 yield _csv_line(columns)
+                chunk: list[str] = []
                 for row in rows:
-                    yield _csv_line(row)
+                    chunk.append(_csv_line(row))
+                    if len(chunk) == 1000:
+                        yield "".join(chunk)
+                        chunk.clear()
+                yield "".join(chunk)
             finally:
                 stack.__exit__(None, None, None)
 
