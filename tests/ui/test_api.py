@@ -101,6 +101,11 @@ def test_estate_lists_every_host_with_grades_and_savings(as_viewer: TestClient, 
     assert sum(estate["grade_distribution"].values()) == estate["totals"]["jobs_scored"] == jobs
     assert estate["totals"]["annual_savings_usd"] > 0
     assert estate["flagged_jobs"]["total"] == len(estate["flagged_jobs"]["rows"]) == estate["totals"]["jobs_flagged"]
+    # jobs seen but not scored, and why (the sample's monthly archive has too few sessions)
+    unscored = estate["unscored_jobs"]
+    assert unscored["available"] and unscored["total"] == estate["totals"]["jobs_unscored"] == len(unscored["rows"]) > 0
+    assert "Monthly Archive – Full" in {row["job_name"] for row in unscored["rows"]}
+    assert all(row["sessions_found"] < row["sessions_needed"] and row["reason"] for row in unscored["rows"])
     earlier = get_json(as_viewer, "/api/estate?date=2026-11-24")
     assert earlier["analysis_date"] == "2026-11-24"
     assert as_viewer.get(f"{BASE}/api/estate?date=not-a-day").status_code == 422

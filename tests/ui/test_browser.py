@@ -112,6 +112,7 @@ def test_logged_in_user_sees_every_job_with_its_grade_and_the_job_chart(
         assert row.locator(".grade").first.inner_text() in list("ABCDF")
     assert frame.locator("#date-picker").input_value() == LAST_DAY.isoformat()
     assert frame.locator("#grade-chart canvas").count() == 1 and painted_share(frame, "#grade-chart") > 0.01
+    assert "Monthly Archive – Full" in frame.locator("#unscored").inner_text()  # unscored, and why
     page.screenshot(path=str(SHOTS / "estate.png"))
 
     for host, names in seeded_db["scored"].items():
