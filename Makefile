@@ -27,14 +27,15 @@ stop:
 test: venv
 	$(PY) -m pytest -p no:cacheprovider
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 lint: venv
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check plugins dags
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-# The Storage efficiency view's browser code (include/ui) -> plugins/veeam_efficiency/ui/static/app.js,
+# The Storage efficiency view's browser code (include/ui) -> plugins/veeam_efficiency/airflow/ui/static/app.js,
 # which is committed: the api-server serves it as is, nothing is fetched at run time.
 ui-assets:
 	cd include/ui && npm ci --no-audit --no-fund && npm run build

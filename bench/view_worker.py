@@ -115,8 +115,8 @@ def estate_timings(repeats: int) -> dict[str, Any]:
         os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"] = dsn
         from starlette.testclient import TestClient
 
-        from veeam_efficiency.ui.access import dag_reader
-        from veeam_efficiency.ui.app import create_app
+        from veeam_efficiency.airflow.ui.access import dag_reader
+        from veeam_efficiency.airflow.ui.app import create_app
 
         app = create_app()
         app.dependency_overrides[dag_reader] = lambda: None

@@ -148,7 +148,7 @@ def test_csv_download_has_every_matching_job_and_defuses_formulas(
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert sorted(row["job_name"] for row in rows) == sorted(seeded_db["scored"][HOST])
     assert all(row["grade"] in "ABCDF" for row in rows)
-    from veeam_efficiency.ui.app import _csv_line
+    from veeam_efficiency.airflow.ui.app import _csv_line
 
     assert _csv_line(['=HYPERLINK("x")', "-1+2", "@SUM(A1)", 1.5]) == '"\'=HYPERLINK(""x"")",\'-1+2,\'@SUM(A1),1.5\r\n'
 

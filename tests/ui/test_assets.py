@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 UI = REPO / "include" / "ui"
-BUNDLE = REPO / "plugins" / "veeam_efficiency" / "ui" / "static" / "app.js"
+BUNDLE = REPO / "plugins" / "veeam_efficiency" / "airflow" / "ui" / "static" / "app.js"
 
 
 def test_bundle_has_no_remote_urls_to_load() -> None:

@@ -23,8 +23,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from veeam_efficiency import view_queries as q
+from veeam_efficiency.airflow.ui.access import dag_reader, login_url
 from veeam_efficiency.settings import CollectionSettings
-from veeam_efficiency.ui.access import dag_reader, login_url
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css", "icon.svg": "image/svg+xml"}

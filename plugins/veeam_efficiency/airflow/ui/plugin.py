@@ -21,7 +21,7 @@ class AppOnFirstRequest:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self.app is None:
-            from veeam_efficiency.ui.app import create_app
+            from veeam_efficiency.airflow.ui.app import create_app
 
             self.app = create_app()
         await self.app(scope, receive, send)
