@@ -20,9 +20,10 @@ demo: venv
 ui: venv
 	$(PY) scripts/ui.py start
 
-# Stops the UI and the demo's embedded PostgreSQL.
+# Stops the UI and the demo's embedded PostgreSQL (without a venv, neither has ever run).
 stop:
-	$(PY) scripts/ui.py stop
+	@if [ -x $(PY) ]; then $(PY) scripts/ui.py stop; \
+	else echo "Airflow UI: not running"; echo "embedded PostgreSQL: not running"; fi
 
 test: venv
 	$(PY) -m pytest -p no:cacheprovider

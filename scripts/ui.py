@@ -3,12 +3,14 @@
 ``start`` runs the demo first when it has not run, then ``airflow standalone`` (api-server,
 scheduler, dag-processor, triggerer; LocalExecutor on the demo's SQLite metadata database)
 on this repository's dags and plugins and the demo's results database, in the background
-(``.demo/ui.log``), on port 8080 unless it is taken; it prints the address, user and password.
+(``.demo/ui.log``), on port 8080 (env ``VEEAM_UI_PORT``) unless it is taken; it prints the
+address, user and password once its own api-server answers on that port.
 ``stop`` stops it (its whole process group) and the demo's embedded PostgreSQL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,33 +21,32 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import demo
 
 PID_FILE = demo.DEMO / "ui.pid"
 PORT_FILE = demo.DEMO / "ui.port"
 LOG_FILE = demo.DEMO / "ui.log"
-PREFERRED_PORT = 8080
+PREFERRED_PORT = int(os.environ.get("VEEAM_UI_PORT") or 8080)
 READY_TIMEOUT_S = 600  # a first start migrates nothing (the demo did) but a busy laptop is slow
+STOP_TIMEOUT_S = 60
 
 
-def _alive(pid: int) -> bool:
+def _process(path: Path, *marks: str) -> psutil.Process | None:
+    """The process whose pid ``path`` records (first line), when it runs and its command line has ``marks``.
+
+    A pid file outlives a crash or a reboot, and its pid may since belong to another program:
+    the command line says whether it is still ours.
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _pid(path: Path) -> int | None:
-    """The pid recorded in ``path`` (first line) when that process still runs."""
-    try:
-        pid = int(path.read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
+        process = psutil.Process(int(path.read_text().split("\n", 1)[0]))
+        command = " ".join(process.cmdline())
+        running = process.status() != psutil.STATUS_ZOMBIE
+    except (OSError, ValueError, psutil.Error):
         return None
-    return pid if _alive(pid) else None
+    return process if running and all(mark in command for mark in marks) else None
 
 
 def _port_free(port: int) -> bool:
@@ -66,7 +67,25 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _ready(port: int) -> bool:
+def _listener(port: int) -> int | None:
+    """The pid listening on TCP ``port``, if any."""
+    for connection in psutil.net_connections("tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port:
+            return connection.pid
+    return None
+
+
+def _ready(standalone: psutil.Process, port: int) -> bool:
+    """Our api-server (not another program that took the port meanwhile) answers and reaches its database."""
+    try:
+        ours = {standalone.pid, *(child.pid for child in standalone.children(recursive=True))}
+    except psutil.Error:
+        return False
+    listener = _listener(port)
+    if listener is not None and listener not in ours:
+        raise SystemExit(f"port {port} was taken by another program (pid {listener}) while Airflow started")
+    if listener is None:
+        return False
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5) as response:
             health = json.load(response)
@@ -92,8 +111,8 @@ def _print_access(port: int) -> None:
 
 
 def start() -> int:
-    if (pid := _pid(PID_FILE)) is not None:
-        print(f"the UI is already running (pid {pid})")
+    if (running := _process(PID_FILE, "standalone")) is not None:
+        print(f"the UI is already running (pid {running.pid})")
         _print_access(int(PORT_FILE.read_text()))
         return 0
     dsn_file = demo.DEMO / demo.DSN_FILE
@@ -131,43 +150,61 @@ def start() -> int:
     PORT_FILE.write_text(str(port))
     print(f"starting Airflow (standalone) on port {port} ...")
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while not _ready(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            print(f"Airflow did not start; log: {demo.shown(LOG_FILE)}")
-            _stop_ui()
-            return 1
-        time.sleep(2)
+    standalone = psutil.Process(process.pid)
+    try:
+        while not _ready(standalone, port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"Airflow did not start; log: {demo.shown(LOG_FILE)}")
+            time.sleep(2)
+    except SystemExit as failed:
+        print(failed)
+        _stop_ui()
+        return 1
     _print_access(port)
     return 0
 
 
 def _stop_ui() -> bool:
-    pid = _pid(PID_FILE)
+    """Stop ``airflow standalone`` and every process under it; whether it was running.
+
+    Its components share its process group, but a task runner takes a group of its own
+    (the supervisor's ``setpgid``): the whole process tree is stopped, not only the group.
+    """
+    standalone = _process(PID_FILE, "standalone")
     PID_FILE.unlink(missing_ok=True)
-    if pid is None:
+    if standalone is None:
         return False
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.3)
-    os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(psutil.Error):
+        processes = [standalone, *standalone.children(recursive=True)]
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                process.terminate()
+        _, alive = psutil.wait_procs(processes, timeout=STOP_TIMEOUT_S)
+        for process in alive:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(alive, timeout=STOP_TIMEOUT_S)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(standalone.pid, signal.SIGKILL)  # anything its group started after the snapshot
     return True
 
 
 def _stop_postgres() -> bool:
-    """Fast shutdown of the embedded PostgreSQL (SIGINT to its postmaster), waiting for it to exit."""
-    pid = _pid(demo.DEMO / "pg" / "postmaster.pid")
-    if pid is None:
+    """Fast shutdown of the embedded PostgreSQL (SIGINT to its postmaster); whether it was running.
+
+    Waits for it to exit; if a fast shutdown does not finish in time, an immediate one (SIGQUIT).
+    """
+    pg = demo.DEMO / "pg"
+    postmaster = _process(pg / "postmaster.pid", "postgres", str(pg))
+    if postmaster is None:
         return False
-    os.kill(pid, signal.SIGINT)
-    deadline = time.monotonic() + 60
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return True
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            postmaster.send_signal(sig)
+        with contextlib.suppress(psutil.TimeoutExpired):
+            postmaster.wait(timeout=STOP_TIMEOUT_S)
+            return True
+    raise SystemExit(f"the embedded PostgreSQL (pid {postmaster.pid}) does not stop; see {demo.shown(pg / 'log')}")
 
 
 def stop() -> int:

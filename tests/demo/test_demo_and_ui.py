@@ -3,7 +3,9 @@ starts Airflow on the demo's results and prints how to log in; `make stop` stops
 
 One real run of each (the demo, `airflow standalone`, the embedded PostgreSQL), in a
 directory of the test's own (env ``VEEAM_DEMO_DIR``), with a shell's environment: no
-AIRFLOW_* or VEEAM_* variables of the test session.
+AIRFLOW_* or VEEAM_* variables of the test session. The demo's run is a user's first
+command: the stock ``airflow dags test`` of the DAG as shipped, no collector or deadline in
+the environment, only the run's conf choosing the collector; it must exit 0.
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -26,16 +33,50 @@ GOLDEN = Path(__file__).parent / "golden" / "demo_output.txt"
 ACCESS = re.compile(r"Airflow UI: http://localhost:(\d+)/  user: (\S+)  password: (\S+)")
 
 
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# Not 8080: another Airflow on this machine (a user's, a parallel run's) may start there at any moment.
+UI_PORT = _unused_port()
+
+
 def _shell_env(demo_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "VEEAM_", "PYTEST", "XDG_RUNTIME"))}
-    return {**env, "VEEAM_DEMO_DIR": str(demo_dir)}
+    return {**env, "VEEAM_DEMO_DIR": str(demo_dir), "VEEAM_UI_PORT": str(UI_PORT)}
 
 
 def _make(target: str, demo_dir: Path, timeout: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", target, f"VENV={sys.prefix}"],
-        cwd=REPO, env=_shell_env(demo_dir), capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+    """``make <target>``; on timeout, a failed result with the output so far (the fixture still stops all)."""
+    command = ["make", "--no-print-directory", target, f"VENV={sys.prefix}"]
+    with subprocess.Popen(
+        command, cwd=REPO, env=_shell_env(demo_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    ) as make:  # fmt: skip
+        try:
+            stdout, stderr = make.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(make.pid, signal.SIGKILL)  # make and the script it runs
+            stdout, stderr = make.communicate()
+            stderr += f"\n`make {target}` did not finish in {timeout} s"
+    return subprocess.CompletedProcess(command, make.returncode, stdout, stderr)
+
+
+def processes_of(demo_dir: Path) -> list[str]:
+    """Every running process started for this demo directory (its environment names it)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "environ"]):
+        if (process.info["environ"] or {}).get("VEEAM_DEMO_DIR") == str(demo_dir):
+            found.append(f"{process.info['pid']}: {' '.join(process.info['cmdline'] or [])}")
+    return found
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def demo_part(stdout: str, demo_dir: Path) -> str:
@@ -47,13 +88,17 @@ def demo_part(stdout: str, demo_dir: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    demo_dir = tmp_path_factory.mktemp("demo")
-    started = _make("ui", demo_dir, timeout=1500)
+def ui():  # type: ignore[no-untyped-def]
+    # Not under pytest's basetemp: the embedded PostgreSQL runs as another OS user (pgserver, when
+    # the tests run as root) and needs to traverse the path to its data directory; any pytest
+    # starting on this machine resets /tmp/pytest-of-<user> to 0700, and the server then dies.
+    demo_dir = Path(tempfile.mkdtemp(prefix="veeam-demo-"))
+    demo_dir.chmod(0o755)
     try:
-        yield demo_dir, started
+        yield demo_dir, _make("ui", demo_dir, timeout=1500)
     finally:
-        _make("stop", demo_dir, timeout=120)
+        _make("stop", demo_dir, timeout=300)  # whatever happened: nothing keeps running
+        shutil.rmtree(demo_dir, ignore_errors=True)
 
 
 def test_make_ui_runs_the_demo_first_and_its_output_reads_well(ui):
@@ -64,6 +109,13 @@ def test_make_ui_runs_the_demo_first_and_its_output_reads_well(ui):
         GOLDEN.write_text(output, encoding="utf-8")
     assert output == GOLDEN.read_text(encoding="utf-8")
     assert "Warning" not in started.stdout + started.stderr  # no platform or library warnings
+
+
+def test_the_stock_dags_test_cli_of_the_shipped_dag_exits_0(ui):
+    demo_dir, started = ui
+    assert started.returncode == 0, started.stdout + started.stderr  # the demo fails on a non-zero exit
+    log = (demo_dir / "dag_test.log").read_text()
+    assert "state=success" in log and "Traceback" not in log, log[-5000:]
 
 
 def test_golden_table_columns_line_up_with_wide_names():
@@ -109,6 +161,8 @@ def test_make_ui_prints_a_login_that_works_and_make_stop_stops_everything(ui):
     assert estate["unscored_jobs"]["available"] and estate["totals"]["jobs_unscored"] > 0
 
     ui_pid = int((demo_dir / "ui.pid").read_text())
+    running = processes_of(demo_dir)
+    assert any("standalone" in line for line in running) and any("postgres" in line for line in running), running
     results = (demo_dir / "results_dsn").read_text()
     psycopg.connect(results, connect_timeout=5).close()  # the embedded PostgreSQL the demo left running
     stopped = _make("stop", demo_dir, timeout=120)
@@ -118,3 +172,9 @@ def test_make_ui_prints_a_login_that_works_and_make_stop_stops_everything(ui):
         os.killpg(ui_pid, 0)  # the whole process group: api-server, scheduler, dag-processor, triggerer
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(results, connect_timeout=5).close()
+    assert processes_of(demo_dir) == []  # no component, task runner or PostgreSQL backend left
+    assert not port_open(int(port))
+
+    again = _make("stop", demo_dir, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "Airflow UI: not running" in again.stdout and "embedded PostgreSQL: not running" in again.stdout
