@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv demo ui stop test lint bench clean
+.PHONY: venv demo ui stop test lint bench clean ui-assets
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+
+# The Storage efficiency view's browser code (include/ui) -> plugins/veeam_efficiency/airflow/ui/static/app.js,
+# which is committed: the api-server serves it as is, nothing is fetched at run time.
+ui-assets:
+	cd include/ui && npm ci --no-audit --no-fund && npm run build
 
 bench: venv
 	$(PY) -m bench

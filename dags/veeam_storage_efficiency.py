@@ -166,8 +166,9 @@ def veeam_storage_efficiency() -> None:
         optimized: dict[str, Any] | None,
         params: dict[str, Any] | None = None,
         outlet_events: Any = None,
+        run_id: str | None = None,
     ) -> dict[str, Any]:
-        """Write the session history and the scorecards in one transaction (upserts: re-runs are safe)."""
+        """Write the session history and the scorecards (each with this run's id) in one transaction (upserts: re-runs are safe)."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         from veeam_efficiency import pipeline
@@ -177,7 +178,7 @@ def veeam_storage_efficiency() -> None:
             collection, _ = _settings(params)
             hook = PostgresHook(postgres_conn_id=collection.postgres_conn_id)
             with hook.get_conn() as conn:
-                written = pipeline.load(conn, validated, optimized)
+                written = pipeline.load(conn, validated, optimized, dag_run_id=run_id)
             announce(outlet_events, hook.get_connection(collection.postgres_conn_id), written)
             return written
 

@@ -142,11 +142,16 @@ def unscored_jobs(validated: dict[str, Any]) -> pd.DataFrame:
     return jobs.rename(columns={"found": "sessions_found", "needed": "sessions_needed"}).assign(reason=TOO_FEW_SESSIONS)
 
 
-def load(conn: Any, validated: dict[str, Any], optimized: dict[str, Any] | None) -> dict[str, Any]:
-    """Write the history and the scorecards of one host and day in one transaction."""
+def load(
+    conn: Any, validated: dict[str, Any], optimized: dict[str, Any] | None, dag_run_id: str | None = None
+) -> dict[str, Any]:
+    """Write the history and the scorecards of one host and day in one transaction.
+
+    Each scorecard records ``dag_run_id``, the Airflow run that wrote it (the view links to it).
+    """
     history = history_table(validated, optimized)
     records = optimized["scorecards"] if optimized is not None else []
-    scorecards = payload.from_records(records, SCORECARD_KINDS)
+    scorecards = payload.from_records(records, SCORECARD_KINDS).assign(dag_run_id=dag_run_id)
     counts = write_run(
         conn,
         vbr_host=validated["vbr_host"],

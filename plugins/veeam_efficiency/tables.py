@@ -190,6 +190,7 @@ SCORECARD_TABLE = Table(
         _float("projected_monthly_savings_gb"),
         _float("annual_savings_usd"),
         Column("quality_flags", "json", "jsonb"),
+        _text("dag_run_id", nullable=True),  # the Airflow run that wrote the scorecard (the view links to it)
     ),
     key=("vbr_host", "job_id", "analysis_date"),
 )

@@ -149,6 +149,16 @@ def test_make_ui_prints_a_login_that_works_and_make_stop_stops_everything(ui):
     with urllib.request.urlopen(runs_request, timeout=30) as response:
         runs = json.load(response)["dag_runs"]
     assert [(run["logical_date"][:10], run["state"]) for run in runs] == [("2026-11-27", "success")]
+    # the Storage efficiency view (this repository's plugin) over the demo's results
+    estate_request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/veeam-efficiency/api/estate", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(estate_request, timeout=60) as response:
+        estate = json.load(response)
+    assert estate["analysis_date"] == "2026-11-26" and estate["totals"]["jobs_scored"] > 0
+    assert {host["vbr_host"] for host in estate["hosts"]} == {"vbr01.example.local", "vbr02.example.local"}
+    assert {host["dag_run_id"] for host in estate["hosts"]} == {runs[0]["dag_run_id"]}
+    assert estate["unscored_jobs"]["available"] and estate["totals"]["jobs_unscored"] > 0
 
     ui_pid = int((demo_dir / "ui.pid").read_text())
     running = processes_of(demo_dir)

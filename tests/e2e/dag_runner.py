@@ -45,6 +45,17 @@ def run_dag(
     return {**states, "run": str(run.state)}
 
 
+def last_run_id() -> str:
+    """The run id of the DAG's newest run in the metadata database."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.dag_id == DAG_ID).order_by(DagRun.id.desc()).first()
+        assert run is not None
+        return str(run.run_id)
+
+
 def write_document(directory: Path, name: str, document: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
@@ -58,12 +69,22 @@ def fetch(dsn: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
 
 
 def table_dump(dsn: str, table: str) -> list[tuple[Any, ...]]:
-    """Every row of ``feature3.<table>`` in key order, for comparing whole tables."""
+    """Every row of ``feature3.<table>`` in key order (all columns but ``dag_run_id``), for comparing whole tables."""
     keys = {
         "metrics_storage_efficiency": "vbr_host, job_id, analysis_date",
         "storage_efficiency_history": "vbr_host, session_id",
     }[table]
-    return fetch(dsn, f"SELECT * FROM feature3.{table} ORDER BY {keys}")
+    # which run wrote a row (dag_run_id) differs between runs by design; every other column must not
+    columns = [
+        name
+        for (name,) in fetch(
+            dsn,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'feature3' "
+            "AND table_name = %s AND column_name <> 'dag_run_id' ORDER BY ordinal_position",
+            table,
+        )
+    ]
+    return fetch(dsn, f"SELECT {', '.join(columns)} FROM feature3.{table} ORDER BY {keys}")
 
 
 def tables_exist(dsn: str) -> bool:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from dag_runner import fetch, run_dag, table_dump, tables_exist, write_document
+from dag_runner import fetch, last_run_id, run_dag, table_dump, tables_exist, write_document
 
 from tools.synthetic import generate_document
 
@@ -66,6 +66,10 @@ def test_two_hosts_scored_and_history_stored(monkeypatch, results_db, replay_dir
         " AND scope = 'job'",
     )
     assert bad == []
+    # each scorecard names the DAG run that wrote it (the Storage efficiency view links to it)
+    assert fetch(results_db, "SELECT DISTINCT dag_run_id FROM feature3.metrics_storage_efficiency") == [
+        (last_run_id(),)
+    ]
     # the history holds every in-window session once, scored or not, with its reason
     in_window = fetch(
         results_db,
