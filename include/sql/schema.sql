@@ -79,6 +79,9 @@ CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
     analysis_date          date        NOT NULL,
     PRIMARY KEY (vbr_host, session_id)
 );
+-- Contract v2: the machine of a per-machine child session (agent policies, VBR 12 backup copy).
+ALTER TABLE feature3.storage_efficiency_history ADD COLUMN IF NOT EXISTS object_name text;
+
 -- No second index: with rows arriving in primary-key order, an index by job took half of a
 -- large load's time (bench/RESULTS.md). A DBA who often reads one job's raw sessions on a
 -- very large history may add one (README, "Results"); this file leaves it be.
@@ -102,3 +105,27 @@ BEGIN
     END LOOP;
 END
 $migrate$;
+
+-- What the VBR server said about each job's storage on each day (contract v2 `jobs`), so a
+-- change of settings is visible over time. Null: unknown to this VBR version.
+CREATE TABLE IF NOT EXISTS feature3.job_settings (
+    vbr_host                  text COLLATE "C" NOT NULL,
+    job_id                    text COLLATE "C" NOT NULL,
+    analysis_date             date        NOT NULL,
+    job_name                  text        NOT NULL,
+    job_type                  text,
+    compression_level         text CHECK (compression_level IN ('None', 'DedupeFriendly', 'Optimal', 'High', 'Extreme', 'Auto')),
+    block_size_kb             integer CHECK (block_size_kb IN (256, 512, 1024, 4096, 8192)),
+    inline_dedup              boolean,
+    encryption                boolean,
+    repository_id             text,
+    repository_name           text,
+    repository_type           text,
+    dedup_appliance           boolean,
+    decompress_before_storing boolean,
+    align_blocks              boolean,
+    fast_clone                boolean,
+    object_storage            boolean,
+    scale_out                 boolean,
+    PRIMARY KEY (vbr_host, job_id, analysis_date)
+);

@@ -12,7 +12,7 @@ accepts: whenever anything is wrong, the whole document is parsed again by
 
 from __future__ import annotations
 
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import msgspec
@@ -22,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from veeam_efficiency.contract import (
     _ADAPTER,
+    OPTIONAL_SESSION_FIELDS,
     SESSION_FIELDS,
     CollectorDocument,
     Session,
@@ -36,10 +37,12 @@ INT_FIELDS = (
     "dedup_ratio_raw", "compress_ratio_raw",
 )  # fmt: skip
 # few distinct values per server: each distinct text is kept once, not once per session
-REPEATED_TEXT = ("job_id", "job_name", "job_type", "algorithm", "result")
+REPEATED_TEXT = ("job_id", "job_name", "job_type", "object_name", "algorithm", "result")
 
 _SESSIONS: TypeAdapter[list[Session]] = TypeAdapter(list[Session])
-_FIELD_VALUES = itemgetter(*SESSION_FIELDS)
+_REQUIRED = tuple(name for name in SESSION_FIELDS if name not in OPTIONAL_SESSION_FIELDS)
+_FIELD_VALUES = itemgetter(*_REQUIRED)
+_OPTIONAL_VALUES = {name: methodcaller("get", name) for name in OPTIONAL_SESSION_FIELDS}  # absent: None
 
 
 def parse_document_columns(text: str | bytes) -> CollectorDocument:
@@ -102,8 +105,10 @@ class _ColumnBuilder:
         if not sessions:
             return
         rows = list(map(_FIELD_VALUES, sessions))
-        for name, values in zip(SESSION_FIELDS, zip(*rows, strict=True), strict=True):
+        for name, values in zip(_REQUIRED, zip(*rows, strict=True), strict=True):
             self._parts[name].append(self._array(name, values))
+        for name, get in _OPTIONAL_VALUES.items():
+            self._parts[name].append(self._array(name, tuple(map(get, sessions))))
 
     def _array(self, name: str, values: tuple[Any, ...]) -> np.ndarray:
         if name in TIME_FIELDS:

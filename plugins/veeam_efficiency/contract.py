@@ -5,18 +5,24 @@ plain dicts rather than model instances, so a million-session document costs no 
 memory than ``json.loads`` would. A document that breaks the contract raises
 :class:`ContractError`, whose message names the problem and the first offending record:
 that is a data error, and retrying the task will not fix it.
+
+Version 2 adds what the server knows about each job (``jobs``: compression, block size,
+inline dedup, encryption, target repository) and the machine of a per-machine child
+session (``object_name``). Version 1 documents stay valid: their sessions have no
+``object_name`` and their jobs unknown settings.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal, NotRequired, get_type_hints
 
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # what this release's collector writes
+SUPPORTED_VERSIONS = (1, 2)
 MAX_BIGINT = 2**63 - 1  # sizes are stored as PostgreSQL bigint
 MAX_INT = 2**31 - 1  # raw ratios are stored as PostgreSQL integer
 HOST_ROLLUP_JOB_ID = "*"  # job_id of the per-host roll-up scorecard; refused as a real job_id
@@ -48,6 +54,9 @@ def _not_rollup_id(value: str) -> str:
 Text = Annotated[str, Field(max_length=10_000, pattern=_NO_NUL)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=_NO_NUL)]
 JobId = Annotated[Identifier, AfterValidator(_not_rollup_id)]
+ShortText = Annotated[str, Field(max_length=200, pattern=_NO_NUL)]
+CompressionLevel = Literal["None", "DedupeFriendly", "Optimal", "High", "Extreme", "Auto"]
+BlockSizeKb = Literal[256, 512, 1024, 4096, 8192]
 
 
 _STRICT = ConfigDict(strict=True, extra="ignore")  # 96.0 or "96" is not a Veeam ratio
@@ -62,6 +71,7 @@ class Session(TypedDict):
     job_id: JobId
     job_name: Text
     job_type: Text
+    object_name: NotRequired[Text | None]  # v2: the machine of a per-machine child session
     algorithm: Literal["Full", "Increment", "Synthetic"]
     result: Literal["Success", "Warning", "Failed"]
     is_retry: bool
@@ -75,22 +85,57 @@ class Session(TypedDict):
     compress_ratio_raw: RawRatio
 
 
-class CollectorDocument(TypedDict):
-    """One VBR server's sessions for one window."""
+class Repository(TypedDict):
+    """A job's target repository; a scale-out repository is described by itself (flags null where extents differ)."""
 
     __pydantic_config__ = _STRICT  # type: ignore[misc]
 
-    schema_version: Literal[1]
+    repository_id: Identifier
+    name: Text
+    type: ShortText | None  # Veeam's type name as is: DataDomain, WinLocal, ...
+    dedup_appliance: bool | None
+    decompress_before_storing: bool | None
+    align_blocks: bool | None
+    fast_clone: bool | None
+    object_storage: bool | None
+    scale_out: bool | None
+
+
+class JobSettings(TypedDict):
+    """v2: one job's storage settings as the server knows them; null where unknown."""
+
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+
+    job_id: JobId
+    job_name: Text
+    job_type: ShortText | None
+    compression_level: CompressionLevel | None
+    block_size_kb: BlockSizeKb | None
+    inline_dedup: bool | None
+    encryption: bool | None
+    repository: Repository | None
+
+
+class CollectorDocument(TypedDict):
+    """One VBR server's sessions for one window (and, from version 2, its jobs' settings)."""
+
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+
+    schema_version: Literal[1, 2]
     vbr_host: Annotated[str, Field(min_length=1, max_length=253, pattern=_NO_NUL)]
     vbr_version: Text
     collected_at: UtcTime
     window_start: UtcTime
     window_end: UtcTime
     sessions: list[Session]
+    jobs: NotRequired[list[JobSettings]]  # v2; a job absent from it has unknown settings
 
 
 DOCUMENT_FIELDS: tuple[str, ...] = tuple(get_type_hints(CollectorDocument))
 SESSION_FIELDS: tuple[str, ...] = tuple(get_type_hints(Session))
+OPTIONAL_SESSION_FIELDS = ("object_name",)  # absent in v1 documents: read as null
+JOB_FIELDS: tuple[str, ...] = tuple(get_type_hints(JobSettings))
+REPOSITORY_FIELDS: tuple[str, ...] = tuple(get_type_hints(Repository))
 
 _ADAPTER: TypeAdapter[CollectorDocument] = TypeAdapter(CollectorDocument)
 
@@ -124,17 +169,19 @@ def _describe(exc: ValidationError, text: str | bytes) -> str:
         return f"collector output is not valid JSON: {first['msg']}"
     if any(error["loc"] == ("schema_version",) for error in errors):
         found = _peek(text, ("schema_version",))
-        return f"unsupported schema_version {found!r}: this release reads version {SCHEMA_VERSION}"
+        versions = " and ".join(map(str, SUPPORTED_VERSIONS))
+        return f"unsupported schema_version {found!r}: this release reads versions {versions}"
     return f"collector output breaks the contract ({len(errors)} problem(s)); first: {_locate(first, text)}"
 
 
 def _locate(error: Any, text: str | bytes) -> str:
     loc = error["loc"]
     detail = f"{error['msg']} (got {_short(error.get('input'))})"
-    if len(loc) >= 2 and loc[0] == "sessions" and isinstance(loc[1], int):
-        session_id = _peek(text, ("sessions", loc[1], "session_id"))
+    if len(loc) >= 2 and loc[0] in ("sessions", "jobs") and isinstance(loc[1], int):
+        key = "session_id" if loc[0] == "sessions" else "job_id"
+        record_id = _peek(text, (loc[0], loc[1], key))
         field = ".".join(str(part) for part in loc[2:]) or "the record"
-        return f"sessions[{loc[1]}] (session_id {_short(session_id)}): field {field!r}: {detail}"
+        return f"{loc[0]}[{loc[1]}] ({key} {_short(record_id)}): field {field!r}: {detail}"
     if not loc:
         return f"the document: {detail}"
     return f"field {'.'.join(str(part) for part in loc)!r}: {detail}"
@@ -162,3 +209,9 @@ def _check_document(document: CollectorDocument) -> None:
             f"field 'window_end': {document['window_end'].isoformat()} is not after "
             f"window_start {document['window_start'].isoformat()}"
         )
+    if "jobs" in document and document["schema_version"] < 2:
+        raise ContractError("field 'jobs' needs schema_version 2; this document says 1")
+    job_ids = [job["job_id"] for job in document.get("jobs", ())]
+    if len(set(job_ids)) != len(job_ids):
+        repeated = next(job_id for job_id in job_ids if job_ids.count(job_id) > 1)
+        raise ContractError(f"field 'jobs': job_id {_short(repeated)} is listed more than once")

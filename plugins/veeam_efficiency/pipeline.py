@@ -20,7 +20,8 @@ from veeam_efficiency.optimization import add_optimization_potential
 from veeam_efficiency.scorecards import score_window
 from veeam_efficiency.sessions import FACTOR_COLUMNS, job_sufficiency, window_sessions
 from veeam_efficiency.settings import AnalysisSettings
-from veeam_efficiency.storage import HISTORY_COLUMNS, SCORECARD_COLUMNS, write_run
+from veeam_efficiency.job_settings import job_settings_records
+from veeam_efficiency.storage import HISTORY_COLUMNS, JOB_SETTINGS_COLUMNS, SCORECARD_COLUMNS, write_run
 from veeam_efficiency.window import AnalysisWindow
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def validate(raw_document: str, window: AnalysisWindow, settings: AnalysisSettin
             orient="records"
         ),
         "sessions": payload.to_columns(sessions.frame, SESSION_KINDS),
+        "job_settings": job_settings_records(document),  # None: a v1 document, settings unknown
     }
 
 
@@ -147,12 +149,20 @@ def load(conn: Any, validated: dict[str, Any], optimized: dict[str, Any] | None)
     history = history_table(validated, optimized)
     records = optimized["scorecards"] if optimized is not None else []
     scorecards = payload.from_records(records, SCORECARD_KINDS)
+    analysis_date = date.fromisoformat(validated["analysis_date"])
+    settings_records = validated.get("job_settings")
+    job_settings = None
+    if settings_records is not None:
+        job_settings = payload.from_records(settings_records, JOB_SETTINGS_COLUMNS).assign(
+            vbr_host=validated["vbr_host"], analysis_date=analysis_date
+        )
     counts = write_run(
         conn,
         vbr_host=validated["vbr_host"],
-        analysis_date=date.fromisoformat(validated["analysis_date"]),
+        analysis_date=analysis_date,
         history=history,
         scorecards=scorecards,
+        job_settings=job_settings,
     )
     log.info("%s %s: wrote %s", validated["vbr_host"], validated["analysis_date"], counts)
     return {"vbr_host": validated["vbr_host"], "analysis_date": validated["analysis_date"], **counts}

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 SIZE_COLUMNS = ("data_size_bytes", "backup_size_bytes", "read_size_bytes", "transferred_size_bytes")
 RATIO_COLUMNS = ("dedup_ratio_raw", "compress_ratio_raw")
 TIME_COLUMNS = ("creation_time", "end_time")
-TEXT_COLUMNS = ("session_id", "job_id", "job_name", "job_type", "algorithm", "result")
+TEXT_COLUMNS = ("session_id", "job_id", "job_name", "job_type", "object_name", "algorithm", "result")
 FACTOR_COLUMNS = ("dedup_ratio", "compression_ratio", "combined_ratio")
 
 # Why a session is not scored, checked in this order; the first that applies is kept.
@@ -64,6 +64,7 @@ def sessions_frame(sessions: list[Any] | Mapping[str, Sequence[Any]]) -> pd.Data
         frame = pd.DataFrame.from_records(sessions, columns=list(SESSION_FIELDS))
         for column in TEXT_COLUMNS:
             frame[column] = frame[column].astype(object)
+        frame["object_name"] = frame["object_name"].where(frame["object_name"].notna(), None)  # v1: absent
     for column in TIME_COLUMNS:
         if isinstance(frame[column].dtype, np.dtype) and frame[column].dtype.kind == "M":
             # already UTC instants, from columnar.parse_document_columns

@@ -22,7 +22,7 @@ from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
 
 from veeam_efficiency.copy_binary import NotBinaryCopyable, binary_copy
-from veeam_efficiency.tables import HISTORY, SCHEMA, SCORECARDS
+from veeam_efficiency.tables import HISTORY, JOB_SETTINGS, SCHEMA, SCORECARDS
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "schema.sql"
 
@@ -46,7 +46,8 @@ SCORECARD_KEY = ("vbr_host", "job_id", "analysis_date")
 
 HISTORY_COLUMNS: dict[str, str] = {
     "vbr_host": "text", "session_id": "text", "vbr_version": "text", "collected_at": "time",
-    "job_id": "text", "job_name": "text", "job_type": "text", "algorithm": "text", "result": "text",
+    "job_id": "text", "job_name": "text", "job_type": "text", "object_name": "text", "algorithm": "text",
+    "result": "text",
     "is_retry": "bool", "creation_time": "time", "end_time": "time",
     "data_size_bytes": "int", "backup_size_bytes": "int", "read_size_bytes": "int",
     "transferred_size_bytes": "int", "dedup_ratio_raw": "int", "compress_ratio_raw": "int",
@@ -55,6 +56,16 @@ HISTORY_COLUMNS: dict[str, str] = {
     "analysis_date": "date",
 }  # fmt: skip
 HISTORY_KEY = ("vbr_host", "session_id")
+
+# What the server said about each job's storage on the run's day (contract v2 ``jobs``).
+JOB_SETTINGS_COLUMNS: dict[str, str] = {
+    "vbr_host": "text", "job_id": "text", "analysis_date": "date", "job_name": "text", "job_type": "text",
+    "compression_level": "text", "block_size_kb": "int", "inline_dedup": "bool", "encryption": "bool",
+    "repository_id": "text", "repository_name": "text", "repository_type": "text",
+    "dedup_appliance": "bool", "decompress_before_storing": "bool", "align_blocks": "bool",
+    "fast_clone": "bool", "object_storage": "bool", "scale_out": "bool",
+}  # fmt: skip
+JOB_SETTINGS_KEY = ("vbr_host", "job_id", "analysis_date")
 
 
 class SchemaNotReady(RuntimeError):
@@ -91,7 +102,7 @@ def ensure_schema(conn: Any) -> None:
 def _unusable_columns(cur: Any) -> list[str]:
     """Each table this DAG writes whose columns are missing or not writable by the current role."""
     problems = []
-    for table, columns in ((SCORECARDS, SCORECARD_COLUMNS), (HISTORY, HISTORY_COLUMNS)):
+    for table, columns in ((SCORECARDS, SCORECARD_COLUMNS), (HISTORY, HISTORY_COLUMNS), (JOB_SETTINGS, JOB_SETTINGS_COLUMNS)):
         cur.execute(
             "SELECT wanted.name, a.attname IS NOT NULL, a.attname IS NOT NULL "  # a privilege list means "any of"
             "AND has_column_privilege(c.oid, a.attnum, 'SELECT') AND has_column_privilege(c.oid, a.attnum, 'INSERT') "
@@ -112,39 +123,58 @@ def _unusable_columns(cur: Any) -> list[str]:
             problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table}")
         elif denied:
             problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table} column(s) {', '.join(denied)}")
-    cur.execute("SELECT has_table_privilege(to_regclass(%s), 'DELETE')", (f"{SCHEMA}.{SCORECARDS}",))
-    if cur.fetchone()[0] is False:  # stale scorecards of a re-run day are deleted
-        problems.append(f"no DELETE on {SCHEMA}.{SCORECARDS}")
+    for table in (SCORECARDS, JOB_SETTINGS):  # stale rows of a re-run day are deleted
+        cur.execute("SELECT has_table_privilege(to_regclass(%s), 'DELETE')", (f"{SCHEMA}.{table}",))
+        if cur.fetchone()[0] is False:
+            problems.append(f"no DELETE on {SCHEMA}.{table}")
     return problems
 
 
 def write_run(
-    conn: Any, *, vbr_host: str, analysis_date: date, history: pd.DataFrame, scorecards: pd.DataFrame
+    conn: Any,
+    *,
+    vbr_host: str,
+    analysis_date: date,
+    history: pd.DataFrame,
+    scorecards: pd.DataFrame,
+    job_settings: pd.DataFrame | None = None,
 ) -> dict[str, int]:
-    """Write one host's day in a single transaction: history upserted, scorecards replaced.
+    """Write one host's day in a single transaction: history upserted, scorecards and job settings replaced.
 
-    Scorecards of that host and day that this run no longer produces (a job that fell
-    below ``min_sessions`` on a re-run) are deleted, so the table always says what the
-    latest run of the day found. Returns the row counts written.
+    Scorecards (and job settings) of that host and day that this run no longer produces (a
+    job that fell below ``min_sessions`` on a re-run) are deleted, so the tables always say
+    what the latest run of the day found. ``job_settings`` is ``None`` for a version 1
+    document: that run knows no settings and leaves the table alone. Returns the row counts.
     """
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{SCHEMA}:{vbr_host}",))
             history_rows = _merge(cur, HISTORY, HISTORY_COLUMNS, HISTORY_KEY, in_key_order(history))
             scorecard_rows = _merge(cur, SCORECARDS, SCORECARD_COLUMNS, SCORECARD_KEY, scorecards)
-            cur.execute(
-                sql.SQL(
-                    "DELETE FROM {table} AS t WHERE t.vbr_host = %s AND t.analysis_date = %s "
-                    "AND NOT (t.job_id = ANY(%s::text[]))"
-                ).format(table=sql.Identifier(SCHEMA, SCORECARDS)),
-                (vbr_host, analysis_date, [str(job_id) for job_id in scorecards["job_id"]]),
-            )
-            stale = cur.rowcount
+            stale = _delete_stale(cur, SCORECARDS, vbr_host, analysis_date, scorecards["job_id"])
+            counts = {"history_rows": history_rows, "scorecard_rows": scorecard_rows, "stale_scorecards_deleted": stale}
+            if job_settings is not None:
+                counts["job_settings_rows"] = _merge(
+                    cur, JOB_SETTINGS, JOB_SETTINGS_COLUMNS, JOB_SETTINGS_KEY, job_settings
+                )
+                _delete_stale(cur, JOB_SETTINGS, vbr_host, analysis_date, job_settings["job_id"])
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
-    return {"history_rows": history_rows, "scorecard_rows": scorecard_rows, "stale_scorecards_deleted": stale}
+    return counts
+
+
+def _delete_stale(cur: Any, table: str, vbr_host: str, analysis_date: date, job_ids: pd.Series) -> int:
+    """Delete the host's rows of that day whose job this run did not write; returns how many."""
+    cur.execute(
+        sql.SQL(
+            "DELETE FROM {table} AS t WHERE t.vbr_host = %s AND t.analysis_date = %s "
+            "AND NOT (t.job_id = ANY(%s::text[]))"
+        ).format(table=sql.Identifier(SCHEMA, table)),
+        (vbr_host, analysis_date, [str(job_id) for job_id in job_ids]),
+    )
+    return int(cur.rowcount)
 
 
 def in_key_order(history: pd.DataFrame) -> pd.DataFrame:

@@ -34,6 +34,7 @@ def _history(count: int, *, first: int = 0, job: str = "job-1") -> pd.DataFrame:
             "job_id": job,
             "job_name": [TEXTS[i % len(TEXTS)] for i in n],
             "job_type": "Backup",
+            "object_name": None,
             "algorithm": np.where(n % 7 == 0, "Full", "Increment"),
             "result": "Success",
             "is_retry": n % 5 == 0,
@@ -167,10 +168,10 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
 
         storage.ensure_schema(conn)
         collations = _key_collations(conn)
-        assert len(collations) == 5 and set(collations.values()) == {"C"}, collations
+        assert len(collations) == 7 and set(collations.values()) == {"C"}, collations  # 2 in the new job_settings
         converted = _index_files(conn)
-        assert set(converted) == set(old_indexes) - {"storage_efficiency_history_job_time_idx"}  # dropped
-        rebuilt = {name for name in converted if converted[name] != old_indexes[name]}
+        assert set(converted) - {"job_settings_pkey"} == set(old_indexes) - {"storage_efficiency_history_job_time_idx"}
+        rebuilt = {name for name in converted if converted[name] != old_indexes.get(name, converted[name])}
         assert rebuilt == {"metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey"}  # not the date one
         assert _rows(conn) == before
 
