@@ -98,6 +98,28 @@ def test_timeout_kills_the_collector(fake_pwsh, collector_script):
     assert "collector started, now hanging" in caught.value.stderr_tail
 
 
+def test_timeout_is_wall_clock_despite_a_heartbeat(fake_pwsh, collector_script):
+    """A collector that writes a heartbeat forever is still stopped at the limit."""
+    pwsh = fake_pwsh("heartbeat", interval_s=0.1)
+    started = time.monotonic()
+    with pytest.raises(CollectorError, match=r"timed out after 1 s and was killed") as caught:
+        run_local_script(collector_script, START, END, pwsh=str(pwsh.path), timeout_s=1)
+    assert 1 <= time.monotonic() - started < 5
+    assert "heartbeat" in caught.value.stderr_tail  # it was busy, not silent
+
+
+def test_switches_reach_the_script(fake_pwsh, collector_script):
+    pwsh = fake_pwsh("replay")
+    run_local_script(
+        collector_script, START, END, ["Daily"], pwsh=str(pwsh.path), allow_full_session_scan=True, diagnose=True
+    )
+    recorded = pwsh.recorded()
+    assert recorded["switches"] == ["-AllowFullSessionScan", "-Diagnose"]
+    assert recorded["job_names"] == ["Daily"]
+    run_local_script(collector_script, START, END, pwsh=str(pwsh.path))
+    assert pwsh.recorded()["switches"] == []  # off by default: no full session scan
+
+
 def test_empty_stdout(fake_pwsh, collector_script):
     pwsh = fake_pwsh("empty")
     with pytest.raises(CollectorError, match="printed nothing on stdout") as caught:
