@@ -609,7 +609,7 @@ function Read-RawSessions {
 
 $Progress = [hashtable]::Synchronized(@{ started = [datetime]::UtcNow; phase = 'starting'; step = 'starting'; phase_started = [datetime]::UtcNow })
 $Timings = [ordered]@{}
-$Report = [ordered]@{ session_path = 'none'; session_path_reason = 'not reached' }
+$Report = @{ session_path = 'none'; session_path_reason = 'not reached' }
 $heartbeat = $null
 try {
     $heartbeat = Start-Heartbeat -State $Progress

@@ -16,11 +16,11 @@ import pandas as pd
 from veeam_efficiency import payload
 from veeam_efficiency.columnar import parse_document_columns
 from veeam_efficiency.contract import SESSION_FIELDS
+from veeam_efficiency.job_settings import job_settings_records
 from veeam_efficiency.optimization import add_optimization_potential
 from veeam_efficiency.scorecards import score_window
 from veeam_efficiency.sessions import FACTOR_COLUMNS, job_sufficiency, window_sessions
 from veeam_efficiency.settings import AnalysisSettings
-from veeam_efficiency.job_settings import job_settings_records
 from veeam_efficiency.storage import HISTORY_COLUMNS, JOB_SETTINGS_COLUMNS, SCORECARD_COLUMNS, write_run
 from veeam_efficiency.window import AnalysisWindow
 

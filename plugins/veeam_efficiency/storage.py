@@ -102,7 +102,11 @@ def ensure_schema(conn: Any) -> None:
 def _unusable_columns(cur: Any) -> list[str]:
     """Each table this DAG writes whose columns are missing or not writable by the current role."""
     problems = []
-    for table, columns in ((SCORECARDS, SCORECARD_COLUMNS), (HISTORY, HISTORY_COLUMNS), (JOB_SETTINGS, JOB_SETTINGS_COLUMNS)):
+    for table, columns in (
+        (SCORECARDS, SCORECARD_COLUMNS),
+        (HISTORY, HISTORY_COLUMNS),
+        (JOB_SETTINGS, JOB_SETTINGS_COLUMNS),
+    ):
         cur.execute(
             "SELECT wanted.name, a.attname IS NOT NULL, a.attname IS NOT NULL "  # a privilege list means "any of"
             "AND has_column_privilege(c.oid, a.attnum, 'SELECT') AND has_column_privilege(c.oid, a.attnum, 'INSERT') "

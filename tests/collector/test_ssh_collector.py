@@ -108,7 +108,9 @@ def test_remote_timeout_is_wall_clock_despite_a_heartbeat(ssh_hook, fake_pwsh, c
     """The hook's timeout counts silence; a heartbeat every 0.1 s must not keep a hung run alive."""
     pwsh = fake_pwsh("heartbeat", interval_s=0.1)
     started = time.monotonic()
-    with pytest.raises(CollectorError, match=r"timed out after 3 s \(wall clock, collector_timeout_minutes\)") as caught:
+    with pytest.raises(
+        CollectorError, match=r"timed out after 3 s \(wall clock, collector_timeout_minutes\)"
+    ) as caught:
         run_remote_script(ssh_hook(), collector_script, START, END, pwsh=str(pwsh.path), timeout_s=3)
     assert 3 <= time.monotonic() - started < 10
     assert "heartbeat" in caught.value.stderr_tail

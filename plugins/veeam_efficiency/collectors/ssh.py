@@ -161,9 +161,9 @@ def _run_with_deadline(client: Any, command: str, timeout_s: float, where: str) 
                     *lines, pending = (pending + chunk).split(b"\n")
                     for line in lines:
                         log.info("%s: %s", where, line.decode("utf-8", "replace").rstrip())
-                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                    if channel.eof_received or channel.closed:
-                        return channel.recv_exit_status(), bytes(stdout), bytes(stderr)
+                finished = channel.exit_status_ready() and (channel.eof_received or channel.closed)
+                if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    return channel.recv_exit_status(), bytes(stdout), bytes(stderr)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise CollectorError(
