@@ -306,7 +306,7 @@ _NEEDS_ESCAPE = r"[\\\n\r\t]"
 def _copy_field(values: pd.Series, kind: str) -> pd.Series:
     missing = values.isna().to_numpy()
     if kind == "bool":
-        text = pd.Series(np.where(values.astype(bool), "t", "f"), index=values.index, dtype=object)
+        text = pd.Series(np.where(values.fillna(False).astype(bool), "t", "f"), index=values.index, dtype=object)
     elif kind == "int":
         text = values.astype("Int64").astype(str)
     elif kind == "float":
