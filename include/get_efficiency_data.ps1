@@ -560,7 +560,12 @@ function Read-RawSessions {
         foreach ($typeName in [System.Enum]::GetNames($Api.JobTypeEnum)) {
             Set-Phase ('reading sessions of job type ' + $typeName) -Step 'reading sessions'
             $typeValue = [System.Enum]::Parse($Api.JobTypeEnum, $typeName)
-            foreach ($s in $Api.ByType.Invoke($null, [object[]] @($typeValue, $QueryFrom, $QueryTo))) { $raw.Add($s) }
+            try {
+                foreach ($s in $Api.ByType.Invoke($null, [object[]] @($typeValue, $QueryFrom, $QueryTo))) { $raw.Add($s) }
+            } catch {
+                # one type Veeam cannot query (an internal job type) must not cost the others
+                $Problems.Add(('sessions of job type {0} could not be read: {1}' -f $typeName, (Get-ErrorText $_)))
+            }
         }
         return $raw
     }
