@@ -94,18 +94,14 @@ def veeam_storage_efficiency() -> None:
     @task
     def list_vbr_hosts(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
         """The VBR servers (or replay files, one per server) this run collects from."""
-        from veeam_efficiency.collectors.replay import replay_files
+        from veeam_efficiency.collection import collection_targets
         from veeam_efficiency.contract import ContractError
 
         collection, _ = _settings(params)
-        if collection.collector == "replay":
-            try:
-                return [
-                    {"vbr_host": path.stem, "replay_file": str(path)} for path in replay_files(collection.replay_path)
-                ]
-            except ContractError as exc:
-                raise AirflowFailException(str(exc)) from None
-        return [{"vbr_host": host} for host in collection.vbr_hosts or [""]]
+        try:
+            return collection_targets(collection)
+        except ContractError as exc:
+            raise AirflowFailException(str(exc)) from None
 
     @task(map_index_template="{{ vbr_host }}", **LARGE_RESULT)
     def collect(

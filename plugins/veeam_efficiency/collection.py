@@ -11,6 +11,18 @@ from veeam_efficiency.window import AnalysisWindow
 COLLECTOR_SCRIPT = Path(__file__).resolve().parents[2] / "include" / "get_efficiency_data.ps1"
 
 
+def collection_targets(collection: CollectionSettings) -> list[dict[str, str]]:
+    """One target per VBR server: a replay file each, or each ``vbr_hosts`` entry ("" = the connection's host).
+
+    Raises ``ContractError`` when ``replay_path`` names nothing usable.
+    """
+    if collection.collector == "replay":
+        from veeam_efficiency.collectors.replay import replay_files
+
+        return [{"vbr_host": path.stem, "replay_file": str(path)} for path in replay_files(collection.replay_path)]
+    return [{"vbr_host": host} for host in collection.vbr_hosts or [""]]
+
+
 def collect_document(
     target: dict[str, Any], collection: CollectionSettings, window: AnalysisWindow, *, diagnose: bool = False
 ) -> str:
