@@ -179,3 +179,41 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
         assert _index_files(conn) == converted
         storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(60), scorecards=NO_CARDS)
         assert len(_rows(conn)) == 60
+
+
+def _settings(day: date, **changes: Any) -> pd.DataFrame:
+    """Two jobs' settings as pipeline.load builds them: nullable flags, one unknown repository."""
+    records = [
+        {"job_id": "job-1", "job_name": "SQL Daily", "job_type": "Backup", "compression_level": "Optimal",
+         "block_size_kb": 1024, "inline_dedup": True, "encryption": False, "repository_id": "repo-1",
+         "repository_name": "DataDomain", "repository_type": "DataDomain", "dedup_appliance": True,
+         "decompress_before_storing": False, "align_blocks": None, "fast_clone": None, "object_storage": False,
+         "scale_out": False} | changes,
+        {"job_id": "job-2", "job_name": "Files", "job_type": None, "compression_level": None, "block_size_kb": None,
+         "inline_dedup": None, "encryption": None, "repository_id": None, "repository_name": None,
+         "repository_type": None, "dedup_appliance": None, "decompress_before_storing": None, "align_blocks": None,
+         "fast_clone": None, "object_storage": None, "scale_out": None},
+    ]  # fmt: skip
+    return payload.from_records(records, storage.JOB_SETTINGS_COLUMNS).assign(vbr_host=HOST, analysis_date=day)
+
+
+def test_job_settings_are_kept_per_day_nulls_stay_null_and_reruns_replace(conn: psycopg.Connection[Any]) -> None:
+    table = f"{storage.SCHEMA}.{storage.JOB_SETTINGS}"
+    query = f"SELECT analysis_date, job_id, compression_level, inline_dedup, align_blocks FROM {table} ORDER BY 1, 2"
+    before = DAY - timedelta(days=1)
+    storage.write_run(conn, vbr_host=HOST, analysis_date=before, history=_history(3), scorecards=NO_CARDS,
+                      job_settings=_settings(before))  # fmt: skip
+    counts = storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(3), scorecards=NO_CARDS,
+                               job_settings=_settings(DAY, compression_level="None", inline_dedup=False))  # fmt: skip
+    assert counts["job_settings_rows"] == 2
+    assert conn.execute(query).fetchall() == [
+        (before, "job-1", "Optimal", True, None), (before, "job-2", None, None, None),
+        (DAY, "job-1", "None", False, None), (DAY, "job-2", None, None, None),
+    ]  # fmt: skip  # the change of settings is visible from one day to the next
+    storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(3), scorecards=NO_CARDS,
+                      job_settings=_settings(DAY).iloc[[0]])  # fmt: skip
+    assert [row[:3] for row in conn.execute(query).fetchall()] == [
+        (before, "job-1", "Optimal"), (before, "job-2", None), (DAY, "job-1", "Optimal"),
+    ]  # fmt: skip  # re-run of the day: upserted, and the job it no longer lists is gone
+    storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(3), scorecards=NO_CARDS)
+    assert len(conn.execute(query).fetchall()) == 3  # a v1 run knows no settings and leaves them alone
