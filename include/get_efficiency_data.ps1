@@ -395,7 +395,7 @@ function ConvertTo-SessionRecord {
         job_name               = $name
         job_type               = [string] $Session.JobType
         object_name            = $objectName
-        algorithm              = [string] $Session.Info.SessionAlgorithm
+        algorithm              = [string] (Get-OptionalValue $Session.Info 'SessionAlgorithm')
         result                 = [string] $Session.Result
         is_retry               = [bool] (Get-OptionalValue $Session 'IsRetryMode')
         creation_time          = Format-UtcTime $CreationUtc
@@ -484,8 +484,8 @@ function Get-RepositoryIndex {
         $index[[string] $repository.Id] = Get-RepositoryRecord $repository
     }
     foreach ($scaleOut in @(Get-VBRBackupRepository -ScaleOut -WarningAction SilentlyContinue)) {
-        $extents = @(Get-OptionalValue $scaleOut 'Extent' | Where-Object { $null -ne $_ } |
-                ForEach-Object { Get-RepositoryRecord $_.Repository })
+        $extents = @(Get-OptionalValue $scaleOut 'Extent' | ForEach-Object { Get-OptionalValue $_ 'Repository' } |
+                Where-Object { $null -ne $_ } | ForEach-Object { Get-RepositoryRecord $_ })
         $index[[string] $scaleOut.Id] = Get-ScaleOutRecord $scaleOut $extents
     }
     return $index
@@ -567,7 +567,7 @@ function Read-RawSessions {
                 $Problems.Add(('sessions of job type {0} could not be read: {1}' -f $typeName, (Get-ErrorText $_)))
             }
         }
-        return $raw
+        return , $raw    # the list itself: a returned list would be unrolled (0 items: $null)
     }
     if ($null -ne $Api.ByPolicy -or $null -ne $Api.ByJob) {
         $jobs = @(Get-BackupJobs -Wanted $Wanted)
@@ -591,13 +591,13 @@ function Read-RawSessions {
             if ($null -ne $Api.ByPolicy) { $method = $Api.ByPolicy }
             foreach ($s in $method.Invoke($null, $arguments)) { $raw.Add($s) }
         }
-        return $raw
+        return , $raw    # the list itself: a returned list would be unrolled (0 items: $null)
     }
     $missing = 'this VBR build lacks every indexed session query: ' + ($Api.Missing -join '; ')
     if (-not $AllowFullSessionScan) {
         $Report['session_path'] = 'none'
         $Report['session_path_reason'] = $missing + '; the full session scan is not allowed (allow_full_session_scan)'
-        if ($Diagnose) { $Problems.Add($Report['session_path_reason']); return $raw }
+        if ($Diagnose) { $Problems.Add($Report['session_path_reason']); return , $raw }
         throw ($missing + '. Get-VBRBackupSession would read the whole session table (hours on large servers, ' +
             'an internal ~600 s timeout on VBR 13); set the allow_full_session_scan Param to allow it.')
     }
@@ -609,7 +609,7 @@ function Read-RawSessions {
     Set-Phase 'full session scan (Get-VBRBackupSession)'
     Get-VBRBackupSession | Where-Object { $_.CreationTime -ge $QueryFrom -and $_.CreationTime -lt $QueryTo } |
         ForEach-Object { $raw.Add($_) }
-    return $raw
+    return , $raw
 }
 
 $Progress = [hashtable]::Synchronized(@{ started = [datetime]::UtcNow; phase = 'starting'; step = 'starting'; phase_started = [datetime]::UtcNow })
@@ -671,7 +671,7 @@ try {
         if ($null -ne $parent) { $ownerName = $parent[1] }
         if ($wanted.Count -gt 0 -and -not $wanted.Contains($ownerName)) { $skipped['other_job'] += 1; continue }
         if ($Results -notcontains [string] $s.Result) { $skipped['other_result'] += 1; continue }
-        if ($Algorithms -notcontains [string] $s.Info.SessionAlgorithm) { $skipped['other_algorithm'] += 1; continue }
+        if ($Algorithms -notcontains [string] (Get-OptionalValue $s.Info 'SessionAlgorithm')) { $skipped['other_algorithm'] += 1; continue }
         try {
             $endUtc = Get-UtcProperty -Session $s -Name 'EndTime'
             $sessions.Add((ConvertTo-SessionRecord -Session $s -CreationUtc $creationUtc -EndUtc $endUtc -Parent $parent))

@@ -443,3 +443,13 @@ def test_job_settings_come_from_each_job_kind_and_never_stop_the_run(tree: Node)
         ("9", "Extreme"),
     ):
         assert f"'{code}' = '{name}'" in levels
+
+
+def test_the_session_list_is_returned_whole(tree: Node) -> None:
+    """``return $list`` unrolls it: no sessions would be $null and one a bare object, whose .Count
+    StrictMode refuses; every return of Read-RawSessions keeps the list (``return , $raw``)."""
+    returns = [
+        text(node) for node in walk(functions(tree)["Read-RawSessions"])
+        if node.type == "flow_control_statement" and text(node).startswith("return")
+    ]  # fmt: skip
+    assert returns and set(returns) == {"return , $raw"}, returns
