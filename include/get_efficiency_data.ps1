@@ -122,6 +122,8 @@ $Results = @('Success', 'Warning', 'Failed')
 # Veeam's compression levels as Get-VBRJob stores them (Options.BackupStorageOptions.CompressionLevel).
 $CompressionLevels = @{ '-1' = 'Auto'; '0' = 'None'; '4' = 'DedupeFriendly'; '5' = 'Optimal'; '6' = 'High'; '9' = 'Extreme' }
 $BlockSizesKb = @(256, 512, 1024, 4096, 8192)
+# Backup copy and agent jobs name a storage optimization instead of a block size.
+$StorageOptimizationKb = @{ WANTarget = 256; LANTarget = 512; LocalTarget = 1024; LocalTargetHugeBackup = 4096; LocalTargetLargeBlocks = 4096 }
 $HeartbeatSeconds = 30    # the SSH idle timeout must never see a working collection as silent
 
 function Write-Diagnostic {
@@ -420,9 +422,11 @@ function ConvertTo-CompressionLevel {
 }
 
 function ConvertTo-BlockSizeKb {
-    # Veeam's block size enum (KbBlockSize1024, Kb1024...) or a number, as KB; $null if unknown.
+    # Veeam's block size enum (KbBlockSize1024...), storage optimization name (LocalTarget...) or
+    # a number, as KB; $null if unknown (Automatic: chosen per run).
     param($Value)
     if ($null -eq $Value) { return $null }
+    if ($StorageOptimizationKb.ContainsKey([string] $Value)) { return $StorageOptimizationKb[[string] $Value] }
     $digits = [regex]::Match([string] $Value, '\d+').Value
     if (-not $digits) { return $null }
     $size = [int] $digits
@@ -532,10 +536,11 @@ function Get-JobSettings {
                 $storage = Get-OptionalValue $job 'StorageOptions'
                 $target = Get-OptionalValue $job 'TargetRepository.Id'
                 if ($null -eq $target) { $target = Get-OptionalValue $job 'BackupRepository.Id' }
+                $dedup = Get-OptionalValue $storage 'EnableDataDeduplication'    # copy jobs; agent jobs have none
+                if ($null -eq $dedup) { $dedup = Get-OptionalValue $storage 'EnableDeduplication' }
                 $settings[[string] $job.Id] = Get-JobSettingRecord $job.Id $job.Name (Get-OptionalValue $job 'Type') `
-                    (Get-OptionalValue $storage 'CompressionLevel') (Get-OptionalValue $storage 'StorageBlockSize') `
-                    (Get-OptionalValue $storage 'EnableDeduplication') (Get-OptionalValue $storage 'EnableEncryption') `
-                    $target $repositories
+                    (Get-OptionalValue $storage 'CompressionLevel') (Get-OptionalValue $storage 'StorageOptimizationType') `
+                    $dedup (Get-OptionalValue $storage 'EnableEncryption') $target $repositories
             }
         } catch {
             $Problems.Add(('{0} failed, those jobs have unknown settings: {1}' -f $source, $_.Exception.Message))

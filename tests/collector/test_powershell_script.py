@@ -422,6 +422,11 @@ def test_job_settings_come_from_each_job_kind_and_never_stop_the_run(tree: Node)
         "get-vbrcomputerbackupjob",
     }
     assert "'Options.BackupStorageOptions'" in text(settings) and "'StgBlockSize'" in text(settings)
+    # copy and agent jobs: Veeam's documented VBRBackupCopyJobStorageOptions / VBRStorageOptions names
+    for name in ("'StorageOptimizationType'", "'EnableDataDeduplication'", "'EnableEncryption'"):
+        assert name in text(settings)
+    sizes = text(functions(tree)["ConvertTo-BlockSizeKb"])
+    assert "$StorageOptimizationKb.ContainsKey([string] $Value)" in sizes
     repositories = functions(tree)["Get-RepositoryIndex"]
     assert [" ".join(arguments) for name, arguments in commands(repositories) if name == "get-vbrbackuprepository"] == [
         "-WarningAction SilentlyContinue",
