@@ -22,7 +22,7 @@ from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
 
 from veeam_efficiency.copy_binary import NotBinaryCopyable, binary_copy
-from veeam_efficiency.tables import HISTORY, JOB_SETTINGS, SCHEMA, SCORECARDS
+from veeam_efficiency.tables import HISTORY, JOB_SETTINGS, SCHEMA, SCORECARDS, UNSCORED
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "schema.sql"
 
@@ -57,6 +57,16 @@ HISTORY_COLUMNS: dict[str, str] = {
 }  # fmt: skip
 HISTORY_KEY = ("vbr_host", "session_id")
 
+UNSCORED_COLUMNS: dict[str, str] = {
+    "vbr_host": "text", "job_id": "text", "analysis_date": "date", "job_name": "text",
+    "sessions_found": "int", "sessions_needed": "int", "reason": "text",
+}  # fmt: skip
+UNSCORED_KEY = ("vbr_host", "job_id", "analysis_date")
+TOO_FEW_SESSIONS = "too_few_scorable_sessions"
+# Every run sets up the schema at once (a backfill starts several): one at a time, or their
+# concurrent CREATE ... IF NOT EXISTS and migrations collide on the catalog.
+SCHEMA_LOCK_KEY = f"{SCHEMA}:schema"
+
 # What the server said about each job's storage on the run's day (contract v2 ``jobs``).
 JOB_SETTINGS_COLUMNS: dict[str, str] = {
     "vbr_host": "text", "job_id": "text", "analysis_date": "date", "job_name": "text", "job_type": "text",
@@ -87,6 +97,8 @@ def ensure_schema(conn: Any) -> None:
             (SCHEMA,),
         )
         if cur.fetchone()[0]:
+            # held until the commit below: the other runs wait, then find everything in place
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (SCHEMA_LOCK_KEY,))
             cur.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
         else:
             problems = _unusable_columns(cur)
@@ -105,6 +117,7 @@ def _unusable_columns(cur: Any) -> list[str]:
     for table, columns in (
         (SCORECARDS, SCORECARD_COLUMNS),
         (HISTORY, HISTORY_COLUMNS),
+        (UNSCORED, UNSCORED_COLUMNS),
         (JOB_SETTINGS, JOB_SETTINGS_COLUMNS),
     ):
         cur.execute(
@@ -127,7 +140,7 @@ def _unusable_columns(cur: Any) -> list[str]:
             problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table}")
         elif denied:
             problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table} column(s) {', '.join(denied)}")
-    for table in (SCORECARDS, JOB_SETTINGS):  # stale rows of a re-run day are deleted
+    for table in (SCORECARDS, UNSCORED, JOB_SETTINGS):  # stale rows of a re-run day are deleted
         cur.execute("SELECT has_table_privilege(to_regclass(%s), 'DELETE')", (f"{SCHEMA}.{table}",))
         if cur.fetchone()[0] is False:
             problems.append(f"no DELETE on {SCHEMA}.{table}")
@@ -141,27 +154,39 @@ def write_run(
     analysis_date: date,
     history: pd.DataFrame,
     scorecards: pd.DataFrame,
+    unscored: pd.DataFrame | None = None,
     job_settings: pd.DataFrame | None = None,
 ) -> dict[str, int]:
-    """Write one host's day in a single transaction: history upserted, scorecards and job settings replaced.
+    """Write one host's day in a single transaction: history upserted; scorecards, unscored jobs and job settings replaced.
 
-    Scorecards (and job settings) of that host and day that this run no longer produces (a
-    job that fell below ``min_sessions`` on a re-run) are deleted, so the tables always say
-    what the latest run of the day found. ``job_settings`` is ``None`` for a version 1
-    document: that run knows no settings and leaves the table alone. Returns the row counts.
+    Scorecards of that host and day that this run no longer produces (a job that fell
+    below ``min_sessions`` on a re-run) are deleted, and so are unscored-job rows of jobs
+    now scored and job settings of jobs the server no longer listed: the tables always say
+    what the latest run of the day found. ``unscored`` holds ``job_id``, ``job_name``,
+    ``sessions_found``, ``sessions_needed`` and ``reason``. ``job_settings`` is ``None`` for
+    a version 1 document: that run knows no settings and leaves the table alone.
+    Returns the row counts written.
     """
+    unscored = _unscored_rows(unscored, vbr_host, analysis_date)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{SCHEMA}:{vbr_host}",))
             history_rows = _merge(cur, HISTORY, HISTORY_COLUMNS, HISTORY_KEY, in_key_order(history))
             scorecard_rows = _merge(cur, SCORECARDS, SCORECARD_COLUMNS, SCORECARD_KEY, scorecards)
-            stale = _delete_stale(cur, SCORECARDS, vbr_host, analysis_date, scorecards["job_id"])
-            counts = {"history_rows": history_rows, "scorecard_rows": scorecard_rows, "stale_scorecards_deleted": stale}
+            stale = _delete_other_jobs(cur, SCORECARDS, vbr_host, analysis_date, scorecards["job_id"])
+            unscored_rows = _merge(cur, UNSCORED, UNSCORED_COLUMNS, UNSCORED_KEY, unscored)
+            _delete_other_jobs(cur, UNSCORED, vbr_host, analysis_date, unscored["job_id"])
+            counts = {
+                "history_rows": history_rows,
+                "scorecard_rows": scorecard_rows,
+                "stale_scorecards_deleted": stale,
+                "unscored_jobs": unscored_rows,
+            }
             if job_settings is not None:
                 counts["job_settings_rows"] = _merge(
                     cur, JOB_SETTINGS, JOB_SETTINGS_COLUMNS, JOB_SETTINGS_KEY, job_settings
                 )
-                _delete_stale(cur, JOB_SETTINGS, vbr_host, analysis_date, job_settings["job_id"])
+                _delete_other_jobs(cur, JOB_SETTINGS, vbr_host, analysis_date, job_settings["job_id"])
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -169,8 +194,17 @@ def write_run(
     return counts
 
 
-def _delete_stale(cur: Any, table: str, vbr_host: str, analysis_date: date, job_ids: pd.Series) -> int:
-    """Delete the host's rows of that day whose job this run did not write; returns how many."""
+def _unscored_rows(unscored: pd.DataFrame | None, vbr_host: str, analysis_date: date) -> pd.DataFrame:
+    """The unscored jobs as rows of ``feature3.unscored_jobs`` (host and day added)."""
+    if unscored is None or unscored.empty:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in UNSCORED_COLUMNS})
+    rows = unscored.assign(vbr_host=vbr_host, analysis_date=analysis_date)
+    rows["job_id"] = rows["job_id"].astype(str)
+    return rows[list(UNSCORED_COLUMNS)].reset_index(drop=True)
+
+
+def _delete_other_jobs(cur: Any, table: str, vbr_host: str, analysis_date: date, job_ids: pd.Series) -> int:
+    """Delete the host's rows of that day in ``table`` whose job is not in ``job_ids``; how many."""
     cur.execute(
         sql.SQL(
             "DELETE FROM {table} AS t WHERE t.vbr_host = %s AND t.analysis_date = %s "

@@ -3,4 +3,5 @@
 SCHEMA = "feature3"
 SCORECARDS = "metrics_storage_efficiency"
 HISTORY = "storage_efficiency_history"
+UNSCORED = "unscored_jobs"
 JOB_SETTINGS = "job_settings"
