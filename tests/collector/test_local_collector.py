@@ -103,9 +103,9 @@ def test_timeout_is_wall_clock_despite_a_heartbeat(fake_pwsh, collector_script):
     """A collector that writes a heartbeat forever is still stopped at the limit."""
     pwsh = fake_pwsh("heartbeat", interval_s=0.1)
     started = time.monotonic()
-    with pytest.raises(CollectorError, match=r"timed out after 1 s and was killed") as caught:
-        run_local_script(collector_script, START, END, pwsh=str(pwsh.path), timeout_s=1)
-    assert 1 <= time.monotonic() - started < 5
+    with pytest.raises(CollectorError, match=r"timed out after 2 s and was killed") as caught:
+        run_local_script(collector_script, START, END, pwsh=str(pwsh.path), timeout_s=2)
+    assert 2 <= time.monotonic() - started < 6
     assert "heartbeat" in caught.value.stderr_tail  # it was busy, not silent
 
 
