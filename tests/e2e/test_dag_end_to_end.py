@@ -56,7 +56,7 @@ def test_two_hosts_scored_and_history_stored(monkeypatch, results_db, replay_dir
     for _, jobs, rollups, analysis_date, start, end in hosts:
         assert jobs >= 1 and rollups == 1
         assert str(analysis_date) == "2026-11-26"  # the last day of the window
-        assert (start, end) == (datetime(2026, 10, 28, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC))
+        assert (start, end) == (datetime(2026, 10, 23, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC))  # 35 days (issue 11)
     # every scorecard is complete and within bounds
     bad = fetch(
         results_db,
