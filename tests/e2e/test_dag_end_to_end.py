@@ -74,7 +74,7 @@ def test_two_hosts_scored_and_history_stored(monkeypatch, results_db, replay_dir
     )[0]
     assert in_window[0] == in_window[1] > 0
     assert in_window[2] > 0  # the synthetic data has failed and running sessions
-    assert in_window[3] >= datetime(2026, 10, 28, tzinfo=UTC) and in_window[4] < RUN_DATE
+    assert in_window[3] >= datetime(2026, 10, 23, tzinfo=UTC) and in_window[4] < RUN_DATE
 
 
 def test_same_day_twice_gives_identical_tables(monkeypatch, results_db, replay_dir):
