@@ -19,6 +19,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from veeam_efficiency.airflow.errors import fail_or_retry
 from veeam_efficiency.settings import CollectionSettings, param_specs
 
 PARAMS = {
@@ -29,12 +30,7 @@ PARAMS = {
 
 
 def _collection(params: dict[str, Any] | None) -> CollectionSettings:
-    from pydantic import ValidationError
-
-    try:
-        return CollectionSettings.model_validate(dict(params or {}))
-    except ValidationError as exc:
-        raise AirflowFailException(f"invalid Params: {exc}") from None
+    return CollectionSettings.model_validate(dict(params or {}))  # fail_or_retry: invalid Params fail
 
 
 @dag(
@@ -51,14 +47,10 @@ def veeam_vbr_check() -> None:
     @task
     def list_vbr_hosts(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
         """The VBR servers (or replay files) the check runs against."""
-        from veeam_efficiency.collection import collection_targets
-        from veeam_efficiency.contract import ContractError
+        from veeam_efficiency.airflow.collect import collection_targets
 
-        collection = _collection(params)
-        try:
-            return collection_targets(collection)
-        except ContractError as exc:
-            raise AirflowFailException(str(exc)) from None
+        with fail_or_retry():
+            return collection_targets(_collection(params))
 
     @task(map_index_template="{{ vbr_host }}")
     def diagnose(target: dict[str, str], params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -66,23 +58,24 @@ def veeam_vbr_check() -> None:
         import logging
         from datetime import UTC, datetime
 
-        from veeam_efficiency.collection import collect_document
+        from veeam_efficiency.airflow.collect import collect_document
+        from veeam_efficiency.airflow.errors import PERMANENT
         from veeam_efficiency.collectors.errors import CollectorError
-        from veeam_efficiency.contract import ContractError
         from veeam_efficiency.diagnosis import diagnosis_report
         from veeam_efficiency.window import AnalysisWindow
 
         log = logging.getLogger("veeam_efficiency.vbr_check")
         name = target["vbr_host"] or "connection host"
         get_current_context()["vbr_host"] = name  # type: ignore[typeddict-unknown-key]
-        collection = _collection(params)
         end = datetime.now(UTC).replace(microsecond=0)  # a check looks at now, not at a data interval
         window = AnalysisWindow(start=end - timedelta(days=int((params or {})["check_days"])), end=end)
-        try:
-            raw = collect_document(target, collection, window, diagnose=True)
-        except (CollectorError, ContractError) as exc:
-            log.error("VBR server %s: the collector did not run to the end:\n%s", name, exc)
-            raise AirflowFailException(f"collector on {name} failed; see the log above") from None
+        with fail_or_retry():  # the DAG has no retries: a collector error fails the host
+            collection = _collection(params)
+            try:
+                raw = collect_document(target, collection, window, diagnose=True)
+            except (CollectorError, *PERMANENT) as exc:
+                log.error("VBR server %s: the collector did not run to the end:\n%s", name, exc)
+                raise
         report = diagnosis_report(raw, name)
         log.info("VBR check report for %s\n%s", name, report.text)
         if report.problems:

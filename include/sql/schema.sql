@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
     job_id                 text COLLATE "C" NOT NULL,
     job_name               text        NOT NULL,
     job_type               text        NOT NULL,
+    object_name            text,
     algorithm              text        NOT NULL,
     result                 text        NOT NULL,
     is_retry               boolean     NOT NULL,
@@ -93,7 +94,8 @@ CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
     analysis_date          date        NOT NULL,
     PRIMARY KEY (vbr_host, session_id)
 );
--- Contract v2: the machine of a per-machine child session (agent policies, VBR 12 backup copy).
+-- Contract v2: the machine of a per-machine child session (agent policies, VBR 12 backup copy);
+-- tables made before it get it at the end.
 ALTER TABLE feature3.storage_efficiency_history ADD COLUMN IF NOT EXISTS object_name text;
 
 -- No second index: with rows arriving in primary-key order, an index by job took half of a

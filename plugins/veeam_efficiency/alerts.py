@@ -15,7 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-FLAGS_ALERTED = ("CRITICAL_ANOMALIES", "DEGRADING_TREND")
+from veeam_efficiency.tables import CRITICAL_ANOMALIES, DEGRADING_TREND, FLAGS_ALERTED
+
+__all__ = ["FLAGS_ALERTED", "Alert", "degradation_summary", "flagged", "run_deadline_missed", "task_failure"]
+
 SUBJECT_PREFIX = "[Veeam storage efficiency]"
 
 
@@ -77,8 +80,8 @@ def degradation_summary(cards: Iterable[Mapping[str, Any]], *, dag_id: str, run_
     if not rows:
         return None
     rows.sort(key=lambda card: (-_number(card.get("annual_savings_usd")), str(card["vbr_host"]), str(card["job_name"])))
-    degrading = sum("DEGRADING_TREND" in flagged(card) for card in rows)
-    critical = sum("CRITICAL_ANOMALIES" in flagged(card) for card in rows)
+    degrading = sum(DEGRADING_TREND in flagged(card) for card in rows)
+    critical = sum(CRITICAL_ANOMALIES in flagged(card) for card in rows)
     hosts = sorted({str(card["vbr_host"]) for card in rows})
     days = sorted({str(card["analysis_date"]) for card in rows})
     at_stake = sum(_number(card.get("annual_savings_usd")) for card in rows)

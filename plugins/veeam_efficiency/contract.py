@@ -9,22 +9,26 @@ that is a data error, and retrying the task will not fix it.
 Version 2 adds what the server knows about each job (``jobs``: compression, block size,
 inline dedup, encryption, target repository) and the machine of a per-machine child
 session (``object_name``). Version 1 documents stay valid: their sessions have no
-``object_name`` and their jobs unknown settings.
+``object_name`` and their jobs unknown settings. Both records are built from the column
+registry (``tables.SESSION_RECORD``, ``tables.JOB_RECORD``, ``tables.REPOSITORY_RECORD``).
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NotRequired, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, get_type_hints
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
+
+from veeam_efficiency.tables import JOB_RECORD, REPOSITORY_RECORD, SESSION_RECORD, Column, Table
 
 SCHEMA_VERSION = 2  # what this release's collector writes
 SUPPORTED_VERSIONS = (1, 2)
 MAX_BIGINT = 2**63 - 1  # sizes are stored as PostgreSQL bigint
 MAX_INT = 2**31 - 1  # raw ratios are stored as PostgreSQL integer
+PG_INT_MAX = {"bigint": MAX_BIGINT, "integer": MAX_INT}
 HOST_ROLLUP_JOB_ID = "*"  # job_id of the per-host roll-up scorecard; refused as a real job_id
 
 
@@ -40,8 +44,6 @@ def _utc(value: datetime) -> datetime:
 
 
 UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
-Bytes = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
-RawRatio = Annotated[int, Field(ge=0, le=MAX_INT)]
 _NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
@@ -54,66 +56,47 @@ def _not_rollup_id(value: str) -> str:
 Text = Annotated[str, Field(max_length=10_000, pattern=_NO_NUL)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=_NO_NUL)]
 JobId = Annotated[Identifier, AfterValidator(_not_rollup_id)]
-ShortText = Annotated[str, Field(max_length=200, pattern=_NO_NUL)]
-CompressionLevel = Literal["None", "DedupeFriendly", "Optimal", "High", "Extreme", "Auto"]
-BlockSizeKb = Literal[256, 512, 1024, 4096, 8192]
 
 
 _STRICT = ConfigDict(strict=True, extra="ignore")  # 96.0 or "96" is not a Veeam ratio
 
 
-class Session(TypedDict):
-    """One job session, with Veeam's own ``BackupStats`` and ``Progress`` figures."""
-
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
-
-    session_id: Identifier
-    job_id: JobId
-    job_name: Text
-    job_type: Text
-    object_name: NotRequired[Text | None]  # v2: the machine of a per-machine child session
-    algorithm: Literal["Full", "Increment", "Synthetic"]
-    result: Literal["Success", "Warning", "Failed"]
-    is_retry: bool
-    creation_time: UtcTime
-    end_time: UtcTime | None
-    data_size_bytes: Bytes
-    backup_size_bytes: Bytes
-    read_size_bytes: Bytes
-    transferred_size_bytes: Bytes
-    dedup_ratio_raw: RawRatio
-    compress_ratio_raw: RawRatio
+def _contract_type(column: Column) -> Any:
+    """What a collector's value of ``column`` must be; every collector number is a size or a
+    raw ratio, so non-negative and within its PostgreSQL type."""
+    if column.values:
+        value: Any = Literal[column.values]
+    elif column.name == "job_id":
+        value = JobId
+    elif column.identifier:
+        value = Identifier
+    elif column.max_length is not None:
+        value = Annotated[str, Field(max_length=column.max_length, pattern=_NO_NUL)]
+    else:
+        value = {"text": Text, "bool": bool, "time": UtcTime}.get(column.kind)
+        if column.kind == "int":
+            value = Annotated[int, Field(ge=0, le=PG_INT_MAX[column.pg_type])]
+    if value is None:
+        raise TypeError(f"no contract type for {column}")
+    value = value | None if column.nullable else value
+    return NotRequired[value] if column.optional else value
 
 
-class Repository(TypedDict):
-    """A job's target repository; a scale-out repository is described by itself (flags null where extents differ)."""
-
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
-
-    repository_id: Identifier
-    name: Text
-    type: ShortText | None  # Veeam's type name as is: DataDomain, WinLocal, ...
-    dedup_appliance: bool | None
-    decompress_before_storing: bool | None
-    align_blocks: bool | None
-    fast_clone: bool | None
-    object_storage: bool | None
-    scale_out: bool | None
+def _record(name: str, table: Table, **nested: Any) -> Any:
+    """A strict TypedDict of ``table``'s columns (plus ``nested`` records), as pydantic validates it."""
+    fields = {column.name: _contract_type(column) for column in table.columns}
+    return with_config(_STRICT)(TypedDict(name, fields | nested))  # type: ignore[operator]
 
 
-class JobSettings(TypedDict):
-    """v2: one job's storage settings as the server knows them; null where unknown."""
-
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
-
-    job_id: JobId
-    job_name: Text
-    job_type: ShortText | None
-    compression_level: CompressionLevel | None
-    block_size_kb: BlockSizeKb | None
-    inline_dedup: bool | None
-    encryption: bool | None
-    repository: Repository | None
+if TYPE_CHECKING:
+    Session = dict[str, Any]
+    JobSettings = dict[str, Any]
+else:
+    # One job session, with Veeam's own ``BackupStats`` and ``Progress`` figures: built from
+    # the column registry, so the contract and the history table cannot drift apart.
+    Session = _record("Session", SESSION_RECORD)
+    # v2: one job's storage settings (null: unknown), its target repository nested (or null).
+    JobSettings = _record("JobSettings", JOB_RECORD, repository=_record("Repository", REPOSITORY_RECORD) | None)
 
 
 class CollectorDocument(TypedDict):
@@ -132,12 +115,13 @@ class CollectorDocument(TypedDict):
 
 
 DOCUMENT_FIELDS: tuple[str, ...] = tuple(get_type_hints(CollectorDocument))
-SESSION_FIELDS: tuple[str, ...] = tuple(get_type_hints(Session))
-OPTIONAL_SESSION_FIELDS = ("object_name",)  # absent in v1 documents: read as null
-JOB_FIELDS: tuple[str, ...] = tuple(get_type_hints(JobSettings))
-REPOSITORY_FIELDS: tuple[str, ...] = tuple(get_type_hints(Repository))
+SESSION_FIELDS: tuple[str, ...] = SESSION_RECORD.names
+OPTIONAL_SESSION_FIELDS: tuple[str, ...] = tuple(column.name for column in SESSION_RECORD.columns if column.optional)
+JOB_FIELDS: tuple[str, ...] = (*JOB_RECORD.names, "repository")
+REPOSITORY_FIELDS: tuple[str, ...] = REPOSITORY_RECORD.names
 
-_ADAPTER: TypeAdapter[CollectorDocument] = TypeAdapter(CollectorDocument)
+DOCUMENT_ADAPTER: TypeAdapter[CollectorDocument] = TypeAdapter(CollectorDocument)
+SESSIONS_ADAPTER: TypeAdapter[list[Session]] = TypeAdapter(list[Session])
 
 
 def parse_document(text: str | bytes) -> CollectorDocument:
@@ -155,10 +139,10 @@ def parse_document(text: str | bytes) -> CollectorDocument:
         text = text.decode("utf-8-sig", errors="replace")
     text = text.removeprefix("\ufeff")  # Windows PowerShell 5.1 writes a UTF-8 BOM
     try:
-        document = _ADAPTER.validate_json(text)
+        document = DOCUMENT_ADAPTER.validate_json(text)
     except ValidationError as exc:
         raise ContractError(_describe(exc, text)) from None
-    _check_document(document)
+    check_document(document)
     return document
 
 
@@ -203,7 +187,9 @@ def _short(value: Any, limit: int = 80) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
-def _check_document(document: CollectorDocument) -> None:
+def check_document(document: CollectorDocument) -> None:
+    """The rules a JSON schema cannot say: the window ends after it starts; ``jobs`` only
+    from version 2, each job listed once."""
     if document["window_end"] <= document["window_start"]:
         raise ContractError(
             f"field 'window_end': {document['window_end'].isoformat()} is not after "

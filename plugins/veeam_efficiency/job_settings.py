@@ -1,16 +1,17 @@
-"""Contract v2 ``jobs`` as rows of ``feature3.job_settings``: one flat record per job."""
+"""Contract v2 ``jobs`` as rows of ``feature3.job_settings``: one flat record per job.
+
+The columns and the repository fields' column names come from the registry
+(``tables.JOB_RECORD``, ``tables.REPOSITORY_RECORD``, ``tables.REPOSITORY_COLUMNS``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-REPOSITORY_COLUMNS = {  # contract repository field -> job_settings column
-    "repository_id": "repository_id", "name": "repository_name", "type": "repository_type",
-    "dedup_appliance": "dedup_appliance", "decompress_before_storing": "decompress_before_storing",
-    "align_blocks": "align_blocks", "fast_clone": "fast_clone", "object_storage": "object_storage",
-    "scale_out": "scale_out",
-}  # fmt: skip
-JOB_COLUMNS = ("job_id", "job_name", "job_type", "compression_level", "block_size_kb", "inline_dedup", "encryption")
+from veeam_efficiency.tables import JOB_RECORD, REPOSITORY_COLUMNS, REPOSITORY_RECORD
+
+# contract repository field -> job_settings column
+_REPOSITORY = {name: REPOSITORY_COLUMNS.get(name, name) for name in REPOSITORY_RECORD.names}
 
 
 def job_settings_records(document: Any) -> list[dict[str, Any]] | None:
@@ -23,7 +24,7 @@ def job_settings_records(document: Any) -> list[dict[str, Any]] | None:
     records = []
     for job in document["jobs"]:  # one per job, a few hundred at most
         repository = job["repository"] or {}
-        record = {name: job[name] for name in JOB_COLUMNS}
-        record |= {column: repository.get(field) for field, column in REPOSITORY_COLUMNS.items()}
+        record = {name: job[name] for name in JOB_RECORD.names}
+        record |= {column: repository.get(field) for field, column in _REPOSITORY.items()}
         records.append(record)
     return records

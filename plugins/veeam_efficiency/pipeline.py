@@ -15,32 +15,24 @@ import pandas as pd
 
 from veeam_efficiency import payload
 from veeam_efficiency.columnar import parse_document_columns
-from veeam_efficiency.contract import SESSION_FIELDS
 from veeam_efficiency.job_settings import job_settings_records
 from veeam_efficiency.optimization import add_optimization_potential
 from veeam_efficiency.scorecards import score_window
-from veeam_efficiency.sessions import FACTOR_COLUMNS, job_sufficiency, window_sessions
+from veeam_efficiency.sessions import job_sufficiency, window_sessions
 from veeam_efficiency.settings import AnalysisSettings
-from veeam_efficiency.storage import (
-    HISTORY_COLUMNS,
-    JOB_SETTINGS_COLUMNS,
-    SCORECARD_COLUMNS,
-    TOO_FEW_SESSIONS,
-    write_run,
-)
+from veeam_efficiency.storage import TOO_FEW_SESSIONS, write_run
+from veeam_efficiency.tables import JOB_SETTINGS_TABLE, SCORECARD_TABLE, SESSION_ANOMALIES, WINDOW_SESSIONS
 from veeam_efficiency.window import AnalysisWindow
 
 log = logging.getLogger(__name__)
 
-SESSION_KINDS = {name: HISTORY_COLUMNS[name] for name in (*SESSION_FIELDS, *FACTOR_COLUMNS, "excluded_reason")}
-ANOMALY_KINDS = {
-    "session_id": "text",
-    "is_anomaly": "bool",
-    "is_critical_anomaly": "bool",
-    "anomaly_score": "float",
-    "anomaly_reason": "text",
+SESSION_KINDS: dict[str, str] = dict(WINDOW_SESSIONS.kinds)
+ANOMALY_KINDS: dict[str, str] = dict(SESSION_ANOMALIES.kinds)
+SCORECARD_KINDS: dict[str, str] = dict(SCORECARD_TABLE.kinds)
+# a job's settings as validate hands them on: the load adds the host and day
+JOB_SETTINGS_KINDS: dict[str, str] = {
+    name: kind for name, kind in JOB_SETTINGS_TABLE.kinds.items() if name not in ("vbr_host", "analysis_date")
 }
-SCORECARD_KINDS = SCORECARD_COLUMNS
 
 
 def validate(raw_document: str, window: AnalysisWindow, settings: AnalysisSettings) -> dict[str, Any]:
@@ -156,26 +148,25 @@ def unscored_jobs(validated: dict[str, Any]) -> pd.DataFrame:
     return jobs.rename(columns={"found": "sessions_found", "needed": "sessions_needed"}).assign(reason=TOO_FEW_SESSIONS)
 
 
+def job_settings_table(validated: dict[str, Any]) -> pd.DataFrame | None:
+    """The jobs' settings the server reported (nulls kept), or ``None`` when it reported none (v1)."""
+    records = validated.get("job_settings")
+    return None if records is None else payload.from_records(records, JOB_SETTINGS_KINDS)
+
+
 def load(conn: Any, validated: dict[str, Any], optimized: dict[str, Any] | None) -> dict[str, Any]:
-    """Write the history and the scorecards of one host and day in one transaction."""
+    """Write the history, the scorecards and the job settings of one host and day in one transaction."""
     history = history_table(validated, optimized)
     records = optimized["scorecards"] if optimized is not None else []
     scorecards = payload.from_records(records, SCORECARD_KINDS)
-    analysis_date = date.fromisoformat(validated["analysis_date"])
-    settings_records = validated.get("job_settings")
-    job_settings = None
-    if settings_records is not None:
-        job_settings = payload.from_records(settings_records, JOB_SETTINGS_COLUMNS).assign(
-            vbr_host=validated["vbr_host"], analysis_date=analysis_date
-        )
     counts = write_run(
         conn,
         vbr_host=validated["vbr_host"],
-        analysis_date=analysis_date,
+        analysis_date=date.fromisoformat(validated["analysis_date"]),
         history=history,
         scorecards=scorecards,
         unscored=unscored_jobs(validated),
-        job_settings=job_settings,
+        job_settings=job_settings_table(validated),
     )
     log.info("%s %s: wrote %s", validated["vbr_host"], validated["analysis_date"], counts)
     return {"vbr_host": validated["vbr_host"], "analysis_date": validated["analysis_date"], **counts}

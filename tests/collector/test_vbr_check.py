@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from tools.synthetic import generate_document
 from veeam_efficiency.diagnosis import diagnosis_report
-from veeam_efficiency.synthetic import generate_document
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -66,8 +66,6 @@ def test_report_says_not_ready_without_a_session_path_or_with_a_broken_document(
     assert "NOT READY" in report.text and "lacks every indexed query" in report.problems[0]
     broken = diagnosis_report('{"schema_version": 2, "vbr_host": ""}', "vbr01")
     assert "breaks the contract" in broken.text and broken.problems
-
-
 
 
 @pytest.mark.airflow

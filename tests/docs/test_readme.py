@@ -33,7 +33,7 @@ def test_readme_puts_the_quick_start_first_then_the_operators_path():
     first_block = FENCE.search(text)
     assert first_block and first_block.group(1).splitlines()[:2] == [
         "make demo   # creates .venv, runs the DAG once on include/sample_data, prints the scorecards",
-        "make test   # creates .venv, runs the test suite (pytest), then ruff and mypy",
+        "make test   # creates .venv, runs the test suite (pytest), then ruff (lint, format check) and mypy",
     ]
     steps = text.split("## Point it at your VBR server", 1)[1].split("\n## ", 1)[0]
     assert re.findall(r"(?m)^(\d)\. ", steps) == ["1", "2", "3", "4", "5", "6", "7"]

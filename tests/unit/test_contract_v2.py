@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from tools.synthetic import generate_document
 from veeam_efficiency import pipeline
 from veeam_efficiency.columnar import parse_document_columns
 from veeam_efficiency.contract import ContractError, parse_document
 from veeam_efficiency.job_settings import job_settings_records
 from veeam_efficiency.settings import AnalysisSettings
-from veeam_efficiency.synthetic import generate_document
 from veeam_efficiency.window import AnalysisWindow
 
 WINDOW = AnalysisWindow(datetime(2026, 10, 28, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC))

@@ -23,8 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from veeam_efficiency.collectors.errors import CollectorError, check_output, stderr_tail
-from veeam_efficiency.collectors.local import script_arguments
+from typing_extensions import Unpack
+
+from veeam_efficiency.collectors.errors import CollectorConfigError, CollectorError, check_output, stderr_tail
+from veeam_efficiency.collectors.local import DEFAULT_PWSH, DEFAULT_TIMEOUT_S, ScriptOptions, script_arguments
 
 if TYPE_CHECKING:
     from airflow.providers.ssh.hooks.ssh import SSHHook
@@ -52,7 +54,7 @@ def remote_command(pwsh: str, remote_name: str, arguments: Sequence[str]) -> str
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
-    """Errors a retry may fix. Imported late: this module is imported at DAG parse time."""
+    """Errors a retry may fix. Imported late: paramiko and the providers are not needed at DAG parse time."""
     import paramiko
     from airflow.providers.common.compat.sdk import AirflowException
 
@@ -65,11 +67,7 @@ def run_remote_script(
     window_start: datetime,
     window_end: datetime,
     job_names: Sequence[str] = (),
-    *,
-    pwsh: str = "pwsh",
-    timeout_s: float = 1800,
-    allow_full_session_scan: bool = False,
-    diagnose: bool = False,
+    **options: Unpack[ScriptOptions],
 ) -> str:
     """Run ``script`` on the hook's host and return its stdout (one JSON object).
 
@@ -77,13 +75,19 @@ def run_remote_script(
     that long, however busy its heartbeat on stderr keeps it (the hook's own timeout only
     counts silence, which the heartbeat resets). Raises CollectorError on a non-zero exit,
     a timeout, empty or non-JSON stdout, or any SSH/SFTP failure (refused host key, failed
-    authentication, reset connection).
+    authentication, reset connection); CollectorConfigError for a connection that turns host
+    key verification off.
     """
+    pwsh, timeout_s = options.get("pwsh", DEFAULT_PWSH), options.get("timeout_s", DEFAULT_TIMEOUT_S)
     if not script.is_file():
         raise FileNotFoundError(f"collector script {script} does not exist")
     remote_name = f"veeam_efficiency_{uuid.uuid4().hex}.ps1"
     arguments = script_arguments(
-        window_start, window_end, job_names, allow_full_session_scan=allow_full_session_scan, diagnose=diagnose
+        window_start,
+        window_end,
+        job_names,
+        allow_full_session_scan=options.get("allow_full_session_scan", False),
+        diagnose=options.get("diagnose", False),
     )
     command = remote_command(pwsh, remote_name, arguments)
     _refuse_unverified_host_keys(hook)
@@ -105,9 +109,7 @@ def run_remote_script(
 def _refuse_unverified_host_keys(hook: SSHHook) -> None:
     """Fail (no retry) on a connection that accepts any host key: whoever answers would get the credentials."""
     if hook.no_host_key_check or hook.allow_host_key_change:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(
+        raise CollectorConfigError(
             f"SSH connection {hook.ssh_conn_id!r} turns host key verification off (no_host_key_check or "
             "allow_host_key_change), so any server could answer for the VBR host; remove that extra and pin the "
             "key instead (host_key extra or the worker's known_hosts)"

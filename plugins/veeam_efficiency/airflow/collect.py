@@ -1,4 +1,4 @@
-"""Run the chosen collector for one VBR server and return its raw JSON document."""
+"""Run the chosen collector for one VBR server and return its raw JSON document (builds the SSH hook)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from veeam_efficiency.settings import CollectionSettings
 from veeam_efficiency.window import AnalysisWindow
 
-COLLECTOR_SCRIPT = Path(__file__).resolve().parents[2] / "include" / "get_efficiency_data.ps1"
+COLLECTOR_SCRIPT = Path(__file__).resolve().parents[3] / "include" / "get_efficiency_data.ps1"
 
 
 def collection_targets(collection: CollectionSettings) -> list[dict[str, str]]:
@@ -30,7 +30,8 @@ def collect_document(
 
     ``collector_timeout_minutes`` is a wall-clock limit on both transports. ``diagnose``
     runs the script's first-contact mode (the document then carries ``diagnostics``).
-    Raises ``CollectorError`` (transient: retry) or ``ContractError`` (data error: do not).
+    Raises ``CollectorError`` (transient: retry), ``CollectorConfigError`` or ``ContractError``
+    (do not retry); :func:`veeam_efficiency.airflow.errors.fail_or_retry` maps them.
     """
     timeout_s = collection.collector_timeout_minutes * 60
     if collection.collector == "replay":
@@ -49,7 +50,7 @@ def collect_document(
         return run_local_script(COLLECTOR_SCRIPT, window.start, window.end, collection.job_names, **options)
     from airflow.providers.ssh.hooks.ssh import SSHHook
 
-    from veeam_efficiency.collectors.ssh import run_remote_script
+    from veeam_efficiency.airflow.ssh_collector import run_remote_script
 
     hook = SSHHook(ssh_conn_id=collection.ssh_conn_id, remote_host=target.get("vbr_host") or "", cmd_timeout=timeout_s)
     return run_remote_script(hook, COLLECTOR_SCRIPT, window.start, window.end, collection.job_names, **options)
