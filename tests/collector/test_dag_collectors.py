@@ -221,4 +221,4 @@ def test_local_collector_two_hosts(monkeypatch, results_db, fake_pwsh, tmp_path)
     assert_both_hosts_scored(states, results_db, hosts, tmp_path)
     made = calls_of(calls)
     assert len(made) == 2
-    assert all(call["argv"][4:8] == ["-From", "2026-10-28T00:00:00Z", "-To", "2026-11-27T00:00:00Z"] for call in made)
+    assert all(call["argv"][4:8] == ["-From", "2026-10-23T00:00:00Z", "-To", "2026-11-27T00:00:00Z"] for call in made)
