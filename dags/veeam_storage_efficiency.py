@@ -101,15 +101,11 @@ def veeam_storage_efficiency() -> None:
     @task
     def list_vbr_hosts(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
         """The VBR servers (or replay files, one per server) this run collects from."""
-        from veeam_efficiency.collectors.replay import replay_files
+        from veeam_efficiency.airflow.collect import collection_targets
 
         with fail_or_retry():
             collection, _ = _settings(params)
-            if collection.collector == "replay":
-                return [
-                    {"vbr_host": path.stem, "replay_file": str(path)} for path in replay_files(collection.replay_path)
-                ]
-            return [{"vbr_host": host} for host in collection.vbr_hosts or [""]]
+            return collection_targets(collection)
 
     @task(map_index_template="{{ vbr_host }}", **LARGE_RESULT)
     def collect(

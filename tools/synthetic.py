@@ -7,6 +7,9 @@ metadata-dominated tiny increments, the odd implausible ratio, duplicate and run
 sessions, a job whose dedup was switched off, a job that slowly degrades, and job names
 that would break naive quoting. Everything is drawn column-wise with numpy from one seeded
 generator, so a million sessions take seconds and the same seed gives the same document.
+Contract version 2: most jobs also get storage settings (``jobs``) as a real server reports
+them, good and bad (dedup off, compression off on a deduplicating appliance, a scale-out
+repository whose extents disagree); about one job in six has unknown settings.
 
 CLI (writes compact JSON)::
 
@@ -245,6 +248,7 @@ def generate_document(
         "job_id": job["job_id"][jr].tolist(),
         "job_name": job["job_name"][jr].tolist(),
         "job_type": ["Backup"] * rows.size,
+        "object_name": [None] * rows.size,
         "algorithm": algorithm[rows].tolist(),
         "result": result[rows].tolist(),
         "is_retry": retry[rows].tolist(),
@@ -265,7 +269,48 @@ def generate_document(
         "window_start": _iso(np.array([start]))[0],
         "window_end": _iso(np.array([start + span]))[0],
         "sessions": _records(columns),
+        "jobs": _job_settings(np.random.default_rng([seed, 2]), job),  # own stream: sessions unchanged
     }
+
+
+REPOSITORIES: tuple[dict[str, Any], ...] = (
+    {"name": "Primary ReFS", "type": "WinLocal", "dedup_appliance": False, "decompress_before_storing": False,
+     "align_blocks": True, "fast_clone": True, "object_storage": False, "scale_out": False},
+    {"name": "DataDomain DD6900", "type": "DataDomain", "dedup_appliance": True, "decompress_before_storing": False,
+     "align_blocks": False, "fast_clone": False, "object_storage": False, "scale_out": False},
+    {"name": "Linux Hardened XFS", "type": "LinuxHardened", "dedup_appliance": False,
+     "decompress_before_storing": False, "align_blocks": True, "fast_clone": True, "object_storage": False,
+     "scale_out": False},
+    {"name": "SOBR Mixed", "type": "ScaleOut", "dedup_appliance": None, "decompress_before_storing": False,
+     "align_blocks": None, "fast_clone": None, "object_storage": False, "scale_out": True},
+)  # fmt: skip
+UNKNOWN_SETTINGS_SHARE = 1 / 6
+
+
+def _job_settings(rng: np.random.Generator, job: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Contract v2 ``jobs``: most jobs' storage settings, a per-job (not per-session) loop.
+
+    Jobs whose dedup was switched off say so (``inline_dedup`` false); media jobs keep
+    compressing already-compressed video; a DataDomain job compresses before the appliance.
+    """
+    repository_ids = _uuid_strings(rng, len(REPOSITORIES))
+    repositories = [{"repository_id": str(rid), **repo} for rid, repo in zip(repository_ids, REPOSITORIES, strict=True)]
+    settings = []
+    for index, (job_id, name) in enumerate(zip(job["job_id"].tolist(), job["job_name"].tolist(), strict=True)):
+        if index > 0 and rng.random() < UNKNOWN_SETTINGS_SHARE:
+            continue  # unknown settings: absent from jobs
+        repository = repositories[int(rng.integers(0, len(repositories)))]
+        settings.append({
+            "job_id": job_id,
+            "job_name": name,
+            "job_type": "Backup",
+            "compression_level": str(rng.choice(["Optimal", "Optimal", "Optimal", "DedupeFriendly", "High", "None"])),
+            "block_size_kb": int(rng.choice([1024, 1024, 1024, 512, 4096])),
+            "inline_dedup": bool(job["dedup_off_runs"][index] == 0 and rng.random() > 0.1),
+            "encryption": bool(rng.random() < 0.3),
+            "repository": dict(repository),
+        })  # fmt: skip
+    return settings
 
 
 def _plan_jobs(rng: np.random.Generator, jobs: int) -> dict[str, np.ndarray]:

@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
     job_id                 text COLLATE "C" NOT NULL,
     job_name               text        NOT NULL,
     job_type               text        NOT NULL,
+    object_name            text,
     algorithm              text        NOT NULL,
     result                 text        NOT NULL,
     is_retry               boolean     NOT NULL,
@@ -103,6 +104,10 @@ CREATE INDEX IF NOT EXISTS storage_efficiency_history_job_time_idx
 -- written before this column existed.
 ALTER TABLE feature3.metrics_storage_efficiency ADD COLUMN IF NOT EXISTS dag_run_id text;
 
+-- Contract v2: the machine of a per-machine child session (agent policies, VBR 12 backup copy);
+-- tables made before it get it at the end.
+ALTER TABLE feature3.storage_efficiency_history ADD COLUMN IF NOT EXISTS object_name text;
+
 -- Tables made before the identifiers were COLLATE "C": convert them once (rebuilds their
 -- indexes under an exclusive lock; a no-op, and no lock, once done).
 DO $migrate$
@@ -122,3 +127,27 @@ BEGIN
     END LOOP;
 END
 $migrate$;
+
+-- What the VBR server said about each job's storage on each day (contract v2 `jobs`), so a
+-- change of settings is visible over time. Null: unknown to this VBR version.
+CREATE TABLE IF NOT EXISTS feature3.job_settings (
+    vbr_host                  text COLLATE "C" NOT NULL,
+    job_id                    text COLLATE "C" NOT NULL,
+    analysis_date             date        NOT NULL,
+    job_name                  text        NOT NULL,
+    job_type                  text,
+    compression_level         text CHECK (compression_level IN ('None', 'DedupeFriendly', 'Optimal', 'High', 'Extreme', 'Auto')),
+    block_size_kb             integer CHECK (block_size_kb IN (256, 512, 1024, 4096, 8192)),
+    inline_dedup              boolean,
+    encryption                boolean,
+    repository_id             text,
+    repository_name           text,
+    repository_type           text,
+    dedup_appliance           boolean,
+    decompress_before_storing boolean,
+    align_blocks              boolean,
+    fast_clone                boolean,
+    object_storage            boolean,
+    scale_out                 boolean,
+    PRIMARY KEY (vbr_host, job_id, analysis_date)
+);

@@ -12,7 +12,7 @@ accepts: whenever anything is wrong, the whole document is parsed again by
 
 from __future__ import annotations
 
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import msgspec
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from veeam_efficiency.contract import (
     DOCUMENT_ADAPTER,
+    OPTIONAL_SESSION_FIELDS,
     SESSION_FIELDS,
     SESSIONS_ADAPTER,
     CollectorDocument,
@@ -36,7 +37,9 @@ KINDS = SESSION_RECORD.kinds
 REPEATED_TEXT = frozenset(name for name, kind in KINDS.items() if kind == "text" and name not in SESSION_RECORD.key)
 DTYPES: dict[str, Any] = {"time": "datetime64[us]", "int": np.int64, "bool": bool, "text": object}
 
-_FIELD_VALUES = itemgetter(*SESSION_FIELDS)
+_REQUIRED = tuple(name for name in SESSION_FIELDS if name not in OPTIONAL_SESSION_FIELDS)
+_FIELD_VALUES = itemgetter(*_REQUIRED)
+_OPTIONAL_VALUES = {name: methodcaller("get", name) for name in OPTIONAL_SESSION_FIELDS}  # absent (v1): None
 
 
 def parse_document_columns(text: str | bytes) -> CollectorDocument:
@@ -99,8 +102,10 @@ class _ColumnBuilder:
         if not sessions:
             return
         rows = list(map(_FIELD_VALUES, sessions))
-        for name, values in zip(SESSION_FIELDS, zip(*rows, strict=True), strict=True):
+        for name, values in zip(_REQUIRED, zip(*rows, strict=True), strict=True):
             self._parts[name].append(self._array(name, values))
+        for name, get in _OPTIONAL_VALUES.items():
+            self._parts[name].append(self._array(name, tuple(map(get, sessions))))
 
     def _array(self, name: str, values: tuple[Any, ...]) -> np.ndarray:
         kind = KINDS[name]

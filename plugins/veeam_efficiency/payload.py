@@ -55,8 +55,8 @@ def _typed(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
             frame[name] = frame[name].astype(float)
         elif kind == "int":
             frame[name] = frame[name].astype("Int64") if frame[name].isna().any() else frame[name].astype(np.int64)
-        elif kind == "bool":
-            frame[name] = frame[name].astype(bool)
+        elif kind == "bool":  # a missing flag (a job setting the server did not report) stays missing
+            frame[name] = frame[name].astype("boolean") if frame[name].isna().any() else frame[name].astype(bool)
         elif kind == "date":
             frame[name] = pd.to_datetime(frame[name]).dt.date
         else:

@@ -15,12 +15,13 @@ import pandas as pd
 
 from veeam_efficiency import payload
 from veeam_efficiency.columnar import parse_document_columns
+from veeam_efficiency.job_settings import job_settings_records
 from veeam_efficiency.optimization import add_optimization_potential
 from veeam_efficiency.scorecards import score_window
 from veeam_efficiency.sessions import job_sufficiency, window_sessions
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.storage import TOO_FEW_SESSIONS, write_run
-from veeam_efficiency.tables import SCORECARD_TABLE, SESSION_ANOMALIES, WINDOW_SESSIONS
+from veeam_efficiency.tables import JOB_SETTINGS_TABLE, SCORECARD_TABLE, SESSION_ANOMALIES, WINDOW_SESSIONS
 from veeam_efficiency.window import AnalysisWindow
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 SESSION_KINDS: dict[str, str] = dict(WINDOW_SESSIONS.kinds)
 ANOMALY_KINDS: dict[str, str] = dict(SESSION_ANOMALIES.kinds)
 SCORECARD_KINDS: dict[str, str] = dict(SCORECARD_TABLE.kinds)
+# a job's settings as validate hands them on: the load adds the host and day
+JOB_SETTINGS_KINDS: dict[str, str] = {
+    name: kind for name, kind in JOB_SETTINGS_TABLE.kinds.items() if name not in ("vbr_host", "analysis_date")
+}
 
 
 def validate(raw_document: str, window: AnalysisWindow, settings: AnalysisSettings) -> dict[str, Any]:
@@ -71,6 +76,7 @@ def validate(raw_document: str, window: AnalysisWindow, settings: AnalysisSettin
             orient="records"
         ),
         "sessions": payload.to_columns(sessions.frame, SESSION_KINDS),
+        "job_settings": job_settings_records(document),  # None: a v1 document, settings unknown
     }
 
 
@@ -142,10 +148,16 @@ def unscored_jobs(validated: dict[str, Any]) -> pd.DataFrame:
     return jobs.rename(columns={"found": "sessions_found", "needed": "sessions_needed"}).assign(reason=TOO_FEW_SESSIONS)
 
 
+def job_settings_table(validated: dict[str, Any]) -> pd.DataFrame | None:
+    """The jobs' settings the server reported (nulls kept), or ``None`` when it reported none (v1)."""
+    records = validated.get("job_settings")
+    return None if records is None else payload.from_records(records, JOB_SETTINGS_KINDS)
+
+
 def load(
     conn: Any, validated: dict[str, Any], optimized: dict[str, Any] | None, dag_run_id: str | None = None
 ) -> dict[str, Any]:
-    """Write the history and the scorecards of one host and day in one transaction.
+    """Write the history, the scorecards and the job settings of one host and day in one transaction.
 
     Each scorecard records ``dag_run_id``, the Airflow run that wrote it (the view links to it).
     """
@@ -159,6 +171,7 @@ def load(
         history=history,
         scorecards=scorecards,
         unscored=unscored_jobs(validated),
+        job_settings=job_settings_table(validated),
     )
     log.info("%s %s: wrote %s", validated["vbr_host"], validated["analysis_date"], counts)
     return {"vbr_host": validated["vbr_host"], "analysis_date": validated["analysis_date"], **counts}

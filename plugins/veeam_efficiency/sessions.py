@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from veeam_efficiency.settings import AnalysisSettings
 
 KINDS = SESSION_RECORD.kinds
+# absent from version 1 documents: null
+OPTIONAL = tuple(column.name for column in SESSION_RECORD.columns if column.optional)
 
 # Why a session is not scored, checked in this order; the first that applies is kept.
 EXCLUSION_REASONS = ("failed", "running", "no_data", "implausible_ratio")
@@ -67,6 +69,8 @@ def sessions_frame(sessions: list[Any] | Mapping[str, Sequence[Any]]) -> pd.Data
                 frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
         elif kind != "text" or frame[column].dtype != object:
             frame[column] = frame[column].astype({"int": "int64", "bool": bool, "text": object}[kind])
+    for column in OPTIONAL:  # a v1 document's records lack them: NaN from_records, null here
+        frame[column] = frame[column].where(frame[column].notna(), None)
     return frame
 
 

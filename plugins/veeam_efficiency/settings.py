@@ -207,7 +207,16 @@ class CollectionSettings(BaseModel):
         description="PowerShell executable: pwsh (PowerShell 7, VBR 13) or powershell.exe (Windows PowerShell 5.1, VBR 12).",
     )
     collector_timeout_minutes: int = Field(
-        30, ge=1, le=720, description="How long the collector may run on one VBR host before the attempt fails."
+        30,
+        ge=1,
+        le=720,
+        description="How long (wall clock) the collector may run on one VBR host before the attempt fails; "
+        "its heartbeat does not extend it.",
+    )
+    allow_full_session_scan: bool = Field(
+        False,
+        description="ssh/local: when this VBR build lacks Veeam's indexed session queries, read the whole session "
+        "table with Get-VBRBackupSession (hours on large servers). Off: the collection fails naming the missing query.",
     )
 
 

@@ -25,6 +25,8 @@ from veeam_efficiency.sessions import byte_order_keys
 from veeam_efficiency.tables import (
     HISTORY,
     HISTORY_TABLE,
+    JOB_SETTINGS,
+    JOB_SETTINGS_TABLE,
     SCHEMA,
     SCORECARD_TABLE,
     SCORECARDS,
@@ -35,8 +37,9 @@ from veeam_efficiency.tables import (
 )
 
 __all__ = [
-    "HISTORY", "HISTORY_COLUMNS", "SCHEMA", "SCHEMA_SQL", "SCORECARDS", "SCORECARD_COLUMNS", "TOO_FEW_SESSIONS",
-    "UNSCORED", "UNSCORED_COLUMNS", "SchemaNotReady", "ensure_schema", "in_key_order", "write_run",
+    "HISTORY", "HISTORY_COLUMNS", "JOB_SETTINGS", "JOB_SETTINGS_COLUMNS", "SCHEMA", "SCHEMA_SQL", "SCORECARDS",
+    "SCORECARD_COLUMNS", "TOO_FEW_SESSIONS", "UNSCORED", "UNSCORED_COLUMNS", "SchemaNotReady", "ensure_schema",
+    "in_key_order", "write_run",
 ]  # fmt: skip
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "schema.sql"
@@ -45,6 +48,7 @@ SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "schema.s
 SCORECARD_COLUMNS: dict[str, str] = dict(SCORECARD_TABLE.kinds)
 HISTORY_COLUMNS: dict[str, str] = dict(HISTORY_TABLE.kinds)
 UNSCORED_COLUMNS: dict[str, str] = dict(UNSCORED_TABLE.kinds)
+JOB_SETTINGS_COLUMNS: dict[str, str] = dict(JOB_SETTINGS_TABLE.kinds)
 TOO_FEW_SESSIONS = "too_few_scorable_sessions"
 # Every run sets up the schema at once (a backfill starts several): one at a time, or their
 # concurrent CREATE ... IF NOT EXISTS and migrations collide on the catalog.
@@ -109,7 +113,7 @@ def _unusable_columns(cur: Any) -> list[str]:
             problems.append(f"no SELECT, INSERT and UPDATE on {where}")
         elif denied:
             problems.append(f"no SELECT, INSERT and UPDATE on {where} column(s) {', '.join(denied)}")
-    for name in (SCORECARDS, UNSCORED):  # stale rows of a re-run day are deleted
+    for name in (SCORECARDS, UNSCORED, JOB_SETTINGS):  # stale rows of a re-run day are deleted
         cur.execute("SELECT has_table_privilege(to_regclass(%s), 'DELETE')", (f"{SCHEMA}.{name}",))
         if cur.fetchone()[0] is False:
             problems.append(f"no DELETE on {SCHEMA}.{name}")
@@ -124,14 +128,17 @@ def write_run(
     history: pd.DataFrame,
     scorecards: pd.DataFrame,
     unscored: pd.DataFrame | None = None,
+    job_settings: pd.DataFrame | None = None,
 ) -> dict[str, int]:
-    """Write one host's day in a single transaction: history upserted, scorecards and unscored jobs replaced.
+    """Write one host's day in a single transaction: history upserted; scorecards, unscored jobs and job settings replaced.
 
     Scorecards of that host and day that this run no longer produces (a job that fell
     below ``min_sessions`` on a re-run) are deleted, and so are unscored-job rows of jobs
-    now scored: both tables always say what the latest run of the day found. ``unscored``
-    holds ``job_id``, ``job_name``, ``sessions_found``, ``sessions_needed`` and ``reason``.
-    Returns the row counts written.
+    now scored and job settings of jobs the server no longer listed: the tables always say
+    what the latest run of the day found. ``unscored`` holds ``job_id``, ``job_name``,
+    ``sessions_found``, ``sessions_needed`` and ``reason``. ``job_settings`` holds the
+    ``job_settings`` columns but the host and day; it is ``None`` for a version 1 document:
+    that run knows no settings and leaves the table alone. Returns the row counts written.
     """
     unscored = _unscored_rows(unscored, vbr_host, analysis_date)
     try:
@@ -142,16 +149,21 @@ def write_run(
             stale = _delete_other_jobs(cur, SCORECARDS, vbr_host, analysis_date, scorecards["job_id"])
             unscored_rows = _merge(cur, UNSCORED_TABLE, unscored)
             _delete_other_jobs(cur, UNSCORED, vbr_host, analysis_date, unscored["job_id"])
+            counts = {
+                "history_rows": history_rows,
+                "scorecard_rows": scorecard_rows,
+                "stale_scorecards_deleted": stale,
+                "unscored_jobs": unscored_rows,
+            }
+            if job_settings is not None:
+                rows = job_settings.assign(vbr_host=vbr_host, analysis_date=analysis_date)
+                counts["job_settings_rows"] = _merge(cur, JOB_SETTINGS_TABLE, rows[list(JOB_SETTINGS_TABLE.names)])
+                _delete_other_jobs(cur, JOB_SETTINGS, vbr_host, analysis_date, rows["job_id"])
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
-    return {
-        "history_rows": history_rows,
-        "scorecard_rows": scorecard_rows,
-        "stale_scorecards_deleted": stale,
-        "unscored_jobs": unscored_rows,
-    }
+    return counts
 
 
 def _unscored_rows(unscored: pd.DataFrame | None, vbr_host: str, analysis_date: date) -> pd.DataFrame:

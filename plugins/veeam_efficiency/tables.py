@@ -15,7 +15,7 @@ No pandas, no Airflow: the DAG file imports the table names at parse time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Kind = Literal["text", "int", "float", "bool", "time", "date", "json"]
@@ -24,19 +24,25 @@ SCHEMA = "feature3"
 HISTORY = "storage_efficiency_history"
 SCORECARDS = "metrics_storage_efficiency"
 UNSCORED = "unscored_jobs"
+JOB_SETTINGS = "job_settings"
 
 
 @dataclass(frozen=True)
 class Column:
     """One column. ``identifier``: an opaque key (``COLLATE "C"``; 1-200 characters in the contract).
-    ``values``: the only values the collector may send (a ``Literal`` in the contract)."""
+    ``values``: the only values the collector may send (a ``Literal`` in the contract).
+    ``max_length``: a text's limit in the contract (default 10,000 characters).
+    ``optional``: a collector may leave the field out (it came with a later contract version):
+    read as null."""
 
     name: str
     kind: Kind
     pg_type: str
     nullable: bool = False
     identifier: bool = False
-    values: tuple[str, ...] = ()
+    values: tuple[str | int, ...] = ()
+    max_length: int | None = None
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,10 @@ def _int(name: str, pg_type: str = "integer") -> Column:
     return Column(name, "int", pg_type)
 
 
+def _bool(name: str, nullable: bool = False) -> Column:
+    return Column(name, "bool", "boolean", nullable=nullable)
+
+
 def _time(name: str, nullable: bool = False) -> Column:
     return Column(name, "time", "timestamp with time zone", nullable=nullable)
 
@@ -96,9 +106,10 @@ SESSION_RECORD = Table(
         JOB_ID,
         _text("job_name"),
         _text("job_type"),
+        _text("object_name", nullable=True, optional=True),  # v2: the machine of a per-machine child session
         _text("algorithm", values=("Full", "Increment", "Synthetic")),
         _text("result", values=("Success", "Warning", "Failed")),
-        Column("is_retry", "bool", "boolean"),
+        _bool("is_retry"),
         _time("creation_time"),
         _time("end_time", nullable=True),
         _int("data_size_bytes", "bigint"),
@@ -210,8 +221,72 @@ UNSCORED_TABLE = Table(
     key=("vbr_host", "job_id", "analysis_date"),
 )
 
+# Contract v2: a job's target repository as the collector reports it (``jobs[].repository``); a
+# scale-out repository is described by itself (flags null where its extents differ).
+REPOSITORY_RECORD = Table(
+    None,
+    (
+        Column("repository_id", "text", "text", identifier=True),
+        _text("name"),
+        _text("type", nullable=True, max_length=200),  # Veeam's type name as is: DataDomain, WinLocal, ...
+        *(
+            _bool(name, nullable=True)
+            for name in (
+                "dedup_appliance",
+                "decompress_before_storing",
+                "align_blocks",
+                "fast_clone",
+                "object_storage",
+                "scale_out",
+            )
+        ),
+    ),
+    key=("repository_id",),
+)
+
+# Contract v2: one job's storage settings as the server knows them (``jobs``; null: unknown),
+# with its ``repository`` (a REPOSITORY_RECORD or null) nested.
+JOB_RECORD = Table(
+    None,
+    (
+        JOB_ID,
+        _text("job_name"),
+        _text("job_type", nullable=True, max_length=200),
+        _text(
+            "compression_level", nullable=True, values=("None", "DedupeFriendly", "Optimal", "High", "Extreme", "Auto")
+        ),
+        Column("block_size_kb", "int", "integer", nullable=True, values=(256, 512, 1024, 4096, 8192)),
+        _bool("inline_dedup", nullable=True),
+        _bool("encryption", nullable=True),
+    ),
+    key=("job_id",),
+)
+
+# A repository field's column in job_settings: flattened, and null when the repository is unknown.
+REPOSITORY_COLUMNS = {"repository_id": "repository_id", "name": "repository_name", "type": "repository_type"}
+
+
+def _repository_column(column: Column) -> Column:
+    name = REPOSITORY_COLUMNS.get(column.name, column.name)
+    return replace(column, name=name, nullable=True, identifier=False, max_length=None)
+
+
+# What the server said about each job's storage on each day (contract v2 ``jobs``), one row per
+# job per day, replaced like the scorecards; a version 1 run leaves it alone.
+JOB_SETTINGS_TABLE = Table(
+    JOB_SETTINGS,
+    (
+        VBR_HOST,
+        JOB_ID,
+        ANALYSIS_DATE,
+        *(column for column in JOB_RECORD.columns if column.name != "job_id"),
+        *map(_repository_column, REPOSITORY_RECORD.columns),
+    ),
+    key=("vbr_host", "job_id", "analysis_date"),
+)
+
 # The tables the DAG writes, in the order a run writes them.
-WRITTEN = (HISTORY_TABLE, SCORECARD_TABLE, UNSCORED_TABLE)
+WRITTEN = (HISTORY_TABLE, SCORECARD_TABLE, UNSCORED_TABLE, JOB_SETTINGS_TABLE)
 
 # The keys of a scorecard's ``quality_flags`` (what the downstream risk model reads).
 CRITICAL_ANOMALIES = "CRITICAL_ANOMALIES"

@@ -2,8 +2,9 @@
 
 It checks the command line the collectors build, records it, and then behaves as the
 control file next to it says (``<this file>.control.json``): replay the recorded
-document, fail, fail only the first ``failures`` calls (a transient outage), hang, print
-truncated JSON or nothing, or reset its SSH connection.
+document, fail, fail only the first ``failures`` calls (a transient outage), hang silently,
+stay busy with a heartbeat on stderr that never ends, print truncated JSON or nothing, or
+reset its SSH connection.
 Standard library only: it also runs under the test sshd, with a bare environment.
 """
 
@@ -25,15 +26,18 @@ def fail(message, code=64):
 
 
 def parse_arguments(argv):
-    """Mirror of the script's param() block; returns (script path, from, to, job names)."""
+    """Mirror of the script's param() block; returns (script path, from, to, job names, switches)."""
     if argv[:3] != ["-NoProfile", "-NonInteractive", "-File"] or len(argv) < 4:
         fail(f"expected -NoProfile -NonInteractive -File <script>, got {argv!r}")
     script = Path(argv[3])
     if script.suffix != ".ps1" or not script.is_file():
         fail(f"-File {argv[3]!r} is not an existing .ps1 file (cwd {os.getcwd()})")
     rest = argv[4:]
+    switches = []
+    while rest and rest[-1] in ("-AllowFullSessionScan", "-Diagnose"):
+        switches.insert(0, rest.pop())
     if len(rest) not in (4, 6) or rest[0] != "-From" or rest[2] != "-To":
-        fail(f"expected -From <ISO> -To <ISO> [-JobNameBase64 <b64>], got {rest!r}")
+        fail(f"expected -From <ISO> -To <ISO> [-JobNameBase64 <b64>] [-AllowFullSessionScan] [-Diagnose], got {rest!r}")
     for value in (rest[1], rest[3]):
         if not ISO_UTC.fullmatch(value):
             fail(f"{value!r} is not YYYY-MM-DDTHH:MM:SSZ")
@@ -44,7 +48,7 @@ def parse_arguments(argv):
         names = json.loads(base64.b64decode(rest[5], validate=True).decode("utf-8"))
         if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
             fail(f"-JobNameBase64 does not decode to a JSON array of strings: {names!r}")
-    return script, rest[1], rest[3], names
+    return script, rest[1], rest[3], names, switches
 
 
 def sshd_ancestor():
@@ -69,8 +73,8 @@ def main():
     control = json.loads(Path(__file__ + ".control.json").read_text())
     record = {"argv": sys.argv[1:], "cwd": os.getcwd()}
     Path(control["record"]).write_text(json.dumps(record))
-    script, window_from, window_to, names = parse_arguments(sys.argv[1:])
-    record.update(script_text=script.read_text(), window=[window_from, window_to], job_names=names)
+    script, window_from, window_to, names, switches = parse_arguments(sys.argv[1:])
+    record.update(script_text=script.read_text(), window=[window_from, window_to], job_names=names, switches=switches)
     Path(control["record"]).write_text(json.dumps(record))
 
     document = Path(control["fixture"]).read_bytes()
@@ -90,6 +94,16 @@ def main():
             sys.stderr.write(f"Connect-VBRServer: the server is not responding (call {number + 1})\n")
             sys.exit(control.get("exit_code", 3))
         out.write(document)
+    elif mode == "heartbeat":  # busy forever: a heartbeat line on stderr, never a result
+        started = time.monotonic()
+        try:
+            parent = os.getppid()
+            while time.monotonic() - started < 60 and os.getppid() == parent:
+                sys.stderr.write(f"get_efficiency_data: heartbeat: {time.monotonic() - started:.1f} s\n")
+                sys.stderr.flush()
+                time.sleep(control.get("interval_s", 0.2))
+        except BrokenPipeError:  # the transport closed our channel: leave
+            pass
     elif mode == "hang":
         sys.stderr.write("collector started, now hanging\n")
         sys.stderr.flush()

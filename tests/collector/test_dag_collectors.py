@@ -7,13 +7,16 @@ the client reached (``SSH_CONNECTION``), so a retried collect gets its own host'
 again, as from a real VBR server; a call counter once stood in for it, and a retry under load
 shifted every later host onto the wrong document. The local collector runs the same command
 for every host label, so there the documents are served in turn.
+The documents are contract v2 as the script writes them: job settings (``jobs``) and an agent
+policy whose per-machine child sessions are scored under the parent job, with ``object_name`` set.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -54,14 +57,42 @@ os.execv(plan["fake"], [plan["fake"], *sys.argv[1:]])
 """
 
 
+MACHINES = ("srv-app-01", "srv-app-02", "srv-db-01")
+
+
+def with_agent_policy(document: dict) -> dict:
+    """The busiest job turned into an agent policy, as the script emits one (issue 13, point 5).
+
+    Each child session carries the parent's job_id and job_name and its machine in
+    ``object_name``; the parent's own sessions (one a day, zero data) come along too.
+    """
+    document = copy.deepcopy(document)
+    sessions = document["sessions"]
+    busiest = max({s["job_id"] for s in sessions}, key=lambda job: sum(s["job_id"] == job for s in sessions))
+    children = [s for s in sessions if s["job_id"] == busiest]
+    for number, child in enumerate(children):
+        child.update(job_type="EpAgentBackup", object_name=MACHINES[number % len(MACHINES)])
+    parents = []
+    for number, child in enumerate(children[::6]):
+        parents.append(child | {
+            "session_id": f"policy-run-{number:04d}", "job_type": "EpAgentPolicy", "object_name": None,
+            "data_size_bytes": 0, "backup_size_bytes": 0, "read_size_bytes": 0, "transferred_size_bytes": 0,
+            "dedup_ratio_raw": 0, "compress_ratio_raw": 0,
+        })  # fmt: skip
+    document["sessions"] = sessions + parents
+    return document
+
+
 def install_round_robin_pwsh(fake_pwsh, tmp_path: Path, hosts: list[str]) -> tuple[Path, Path]:
-    """A pwsh serving each host's synthetic document in turn; (its path, its call log)."""
+    """A pwsh serving each host's synthetic v2 document in turn; (its path, its call log)."""
     fake = fake_pwsh("replay")
     documents = []
     for seed, host in enumerate(hosts, start=1):
         document = generate_document(
             vbr_host=host, jobs=4, sessions=400, window_start=WINDOW_START, window_end=WINDOW_END, seed=seed
         )
+        assert document["schema_version"] == 2 and document["jobs"]
+        document = with_agent_policy(document)
         path = tmp_path / f"document-{seed}.json"
         path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
         documents.append(str(path))
@@ -81,7 +112,7 @@ def calls_of(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
-def assert_both_hosts_scored(states: dict[str, str], dsn: str, hosts: list[str]) -> None:
+def assert_both_hosts_scored(states: dict[str, str], dsn: str, hosts: list[str], documents_dir: Path) -> None:
     assert set(states.values()) == {"success"}, states
     for task in ("collect", "load"):
         assert {key for key in states if key.startswith(f"score_vbr_host.{task}[")} == {
@@ -95,6 +126,49 @@ def assert_both_hosts_scored(states: dict[str, str], dsn: str, hosts: list[str])
     )
     assert [row[0] for row in scored] == sorted(hosts)
     assert all(jobs >= 1 for _, jobs in scored), scored
+    for seed, host in enumerate(hosts, start=1):
+        sent = json.loads(documents_dir.joinpath(f"document-{seed}.json").read_text(encoding="utf-8"))
+        assert_v2_landed(dsn, host, sent)
+
+
+def assert_v2_landed(dsn: str, host: str, sent: dict) -> None:
+    """The policy's children are scored under the parent; every job's settings are stored as sent."""
+    policy = next(s for s in sent["sessions"] if s["job_type"] == "EpAgentBackup")
+    card = fetch(
+        dsn,
+        "SELECT job_name, sessions_in_window, excluded_by_reason FROM feature3.metrics_storage_efficiency "
+        "WHERE vbr_host = %s AND job_id = %s",
+        host,
+        policy["job_id"],
+    )
+    assert card and card[0][0] == policy["job_name"], card  # one scorecard, the parent's name
+    assert card[0][2]["no_data"] >= 1  # the parent's own zero-data sessions are counted out, not scored
+    machines = fetch(
+        dsn,
+        "SELECT array_agg(DISTINCT object_name ORDER BY object_name) FILTER (WHERE object_name IS NOT NULL), "
+        "count(*) FILTER (WHERE object_name IS NULL) FROM feature3.storage_efficiency_history "
+        "WHERE vbr_host = %s AND job_id = %s",
+        host,
+        policy["job_id"],
+    )
+    assert machines[0][0] == sorted(MACHINES) and machines[0][1] >= 1, machines
+    stored = fetch(
+        dsn,
+        "SELECT job_id, job_name, compression_level, block_size_kb, inline_dedup, encryption, repository_id, "
+        "repository_name, repository_type, dedup_appliance, scale_out, analysis_date "
+        "FROM feature3.job_settings WHERE vbr_host = %s ORDER BY job_id",
+        host,
+    )
+    expected = sorted(
+        (
+            job["job_id"], job["job_name"], job["compression_level"], job["block_size_kb"], job["inline_dedup"],
+            job["encryption"], job["repository"]["repository_id"], job["repository"]["name"],
+            job["repository"]["type"], job["repository"]["dedup_appliance"], job["repository"]["scale_out"],
+            RUN_DATE.date() - timedelta(days=1),
+        )
+        for job in sent["jobs"]
+    )  # fmt: skip
+    assert stored == expected
 
 
 @pytest.mark.ssh
@@ -119,7 +193,7 @@ def test_ssh_collector_two_hosts(monkeypatch, results_db, fake_pwsh, sshd, tmp_p
         conf={"collector": "ssh", "vbr_hosts": hosts, "pwsh_path": str(pwsh)},
     )
 
-    assert_both_hosts_scored(states, results_db, hosts)
+    assert_both_hosts_scored(states, results_db, hosts, tmp_path)
     made = calls_of(calls)
     # each host got its own document (a retried collect would get it again, not the next host's)
     assert {call["reached"][0] for call in made} == set(hosts)
@@ -144,7 +218,7 @@ def test_local_collector_two_hosts(monkeypatch, results_db, fake_pwsh, tmp_path)
         conf={"collector": "local", "vbr_hosts": hosts, "pwsh_path": str(pwsh)},
     )
 
-    assert_both_hosts_scored(states, results_db, hosts)
+    assert_both_hosts_scored(states, results_db, hosts, tmp_path)
     made = calls_of(calls)
     assert len(made) == 2
-    assert all(call["argv"][4:8] == ["-From", "2026-10-28T00:00:00Z", "-To", "2026-11-27T00:00:00Z"] for call in made)
+    assert all(call["argv"][4:8] == ["-From", "2026-10-23T00:00:00Z", "-To", "2026-11-27T00:00:00Z"] for call in made)

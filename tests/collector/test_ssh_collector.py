@@ -96,11 +96,25 @@ def test_remote_timeout(ssh_hook, fake_pwsh, collector_script, sshd):
     pwsh = fake_pwsh("hang")
     started = time.monotonic()
     with pytest.raises(
-        CollectorError, match=rf"collector on {sshd.login}@127.0.0.1:{sshd.port} timed out: no output for 1 s"
-    ):
-        run_remote_script(ssh_hook(), collector_script, START, END, pwsh=str(pwsh.path), timeout_s=1)
+        CollectorError, match=rf"collector on {sshd.login}@127.0.0.1:{sshd.port} timed out after 3 s \(wall clock"
+    ):  # 3 s: the stand-in must have started (and recorded its file name) on a loaded machine
+        run_remote_script(ssh_hook(), collector_script, START, END, pwsh=str(pwsh.path), timeout_s=3)
     assert time.monotonic() - started < 10
     assert not remote_script_of(pwsh).exists()  # removed while the collector still hangs
+
+
+@pytest.mark.ssh
+def test_remote_timeout_is_wall_clock_despite_a_heartbeat(ssh_hook, fake_pwsh, collector_script, sshd):
+    """The hook's timeout counts silence; a heartbeat every 0.1 s must not keep a hung run alive."""
+    pwsh = fake_pwsh("heartbeat", interval_s=0.1)
+    started = time.monotonic()
+    with pytest.raises(
+        CollectorError, match=r"timed out after 3 s \(wall clock, collector_timeout_minutes\)"
+    ) as caught:
+        run_remote_script(ssh_hook(), collector_script, START, END, pwsh=str(pwsh.path), timeout_s=3)
+    assert 3 <= time.monotonic() - started < 10
+    assert "heartbeat" in caught.value.stderr_tail
+    assert not remote_script_of(pwsh).exists()
 
 
 @pytest.mark.ssh

@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "veeam_storage_efficiency"
 CONSUMER_ID = "example_risk_analysis_consumer"
+CHECK_ID = "veeam_vbr_check"
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +94,12 @@ def test_stock_cli_loads_the_dag_from_anywhere(tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"['{CONSUMER_ID}', '{DAG_ID}'] {{}}" in result.stdout, result.stdout + result.stderr[-2000:]
+    assert f"['{CONSUMER_ID}', '{DAG_ID}', '{CHECK_ID}'] {{}}" in result.stdout, result.stdout + result.stderr[-2000:]
 
 
-@pytest.mark.parametrize("dag_file", ["veeam_storage_efficiency.py", "example_risk_analysis_consumer.py"])
+@pytest.mark.parametrize(
+    "dag_file", ["veeam_storage_efficiency.py", "example_risk_analysis_consumer.py", "veeam_vbr_check.py"]
+)
 def test_dag_file_imports_no_heavy_modules(dag_file):
     """The dag-processor parses the file often: pandas, scipy and numpy load only in tasks."""
     code = (
@@ -113,3 +116,16 @@ def test_dag_file_imports_no_heavy_modules(dag_file):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_vbr_check_is_manual_and_never_retried():
+    """First contact: triggered by hand, one attempt, a report per host."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    check = DagBag(dag_folder=str(REPO / "dags")).dags[CHECK_ID]
+    assert type(check.timetable).__name__ == "NullTimetable" and check.catchup is False
+    assert "veeam" in check.tags and check.doc_md and "first contact" in check.doc_md.lower()
+    assert set(check.task_dict) == {"list_vbr_hosts", "diagnose"}
+    assert all(task.retries == 0 for task in check.tasks)
+    check.params.validate()
+    assert check.params["check_days"] == 1 and check.params["allow_full_session_scan"] is False

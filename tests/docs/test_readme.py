@@ -36,7 +36,8 @@ def test_readme_puts_the_quick_start_first_then_the_operators_path():
         "make test   # creates .venv, runs the test suite (pytest), then ruff (lint, format check) and mypy",
     ]
     steps = text.split("## Point it at your VBR server", 1)[1].split("\n## ", 1)[0]
-    assert re.findall(r"(?m)^(\d)\. ", steps) == ["1", "2", "3", "4", "5", "6"]
+    assert re.findall(r"(?m)^(\d)\. ", steps) == ["1", "2", "3", "4", "5", "6", "7"]
+    assert re.search(r"(?m)^7\. \*\*Check the server: `veeam_vbr_check`", steps)  # the steps end with the check
     operating = text.split("## Operating it", 1)[1].split("\n## ", 1)[0]
     for heading in ("### Backfills and re-runs", "### Alerts", "### Scaling out"):
         assert heading in operating

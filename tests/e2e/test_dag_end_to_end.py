@@ -136,8 +136,8 @@ def test_bad_file_fails_cleanly_and_writes_nothing_for_its_host(monkeypatch, res
 
 @pytest.mark.parametrize(
     "content",
-    ["{not json", json.dumps({**sample("vbr01.example.local", sessions=50), "schema_version": 2})],
-    ids=["not-json", "schema-version-2"],
+    ["{not json", json.dumps({**sample("vbr01.example.local", sessions=50), "schema_version": 3})],
+    ids=["not-json", "schema-version-3"],
 )
 def test_unreadable_file_writes_nothing(monkeypatch, results_db, replay_dir, content):
     """The messages themselves are checked in tests/unit/test_contract.py."""

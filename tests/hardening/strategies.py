@@ -313,7 +313,7 @@ _ODD_VALUES = [
     "\x00", "a\x00b", "*", 2**40, "x" * 201, "y" * 10_001, "Success ", "success", "FULL",
 ]  # fmt: skip
 WRONG_VALUES = st.one_of(JSON_VALUES, st.sampled_from(_ODD_VALUES))
-SCHEMA_VERSIONS = st.sampled_from([0, 2, "1", 1.0, 1.5, True, None, -1, 2**70, [1], {"v": 1}, "v1", NAN, INF])
+SCHEMA_VERSIONS = st.sampled_from([0, 3, "1", 1.0, 1.5, True, None, -1, 2**70, [1], {"v": 1}, "v1", NAN, INF])
 
 
 def _delete(record: dict[str, Any], name: str) -> None:

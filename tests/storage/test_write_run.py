@@ -35,6 +35,7 @@ def _history(count: int, *, first: int = 0, job: str = "job-1") -> pd.DataFrame:
             "job_id": job,
             "job_name": [TEXTS[i % len(TEXTS)] for i in n],
             "job_type": "Backup",
+            "object_name": None,
             "algorithm": np.where(n % 7 == 0, "Full", "Increment"),
             "result": "Success",
             "is_retry": n % 5 == 0,
@@ -178,10 +179,10 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
 
         storage.ensure_schema(conn)
         collations = _key_collations(conn)
-        assert len(collations) == 7 and set(collations.values()) == {"C"}, collations  # with unscored_jobs
+        assert len(collations) == 9 and set(collations.values()) == {"C"}, collations  # unscored_jobs, job_settings
         converted = _index_files(conn)
-        assert set(converted) == set(old_indexes)  # the job index is kept (the Storage efficiency view reads by it)
-        rebuilt = {name for name in converted if converted[name] != old_indexes[name]}
+        assert set(converted) - {"job_settings_pkey"} == set(old_indexes)  # the job index is kept (the view reads by it)
+        rebuilt = {name for name in converted if converted[name] != old_indexes.get(name, converted[name])}
         assert rebuilt == {  # not the date one
             "metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey", "unscored_jobs_pkey",
             "storage_efficiency_history_job_time_idx",
@@ -192,3 +193,41 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
         assert _index_files(conn) == converted
         storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(60), scorecards=NO_CARDS)
         assert len(_rows(conn)) == 60
+
+
+def _settings(day: date, **changes: Any) -> pd.DataFrame:
+    """Two jobs' settings as pipeline.load builds them: nullable flags, one unknown repository."""
+    records = [
+        {"job_id": "job-1", "job_name": "SQL Daily", "job_type": "Backup", "compression_level": "Optimal",
+         "block_size_kb": 1024, "inline_dedup": True, "encryption": False, "repository_id": "repo-1",
+         "repository_name": "DataDomain", "repository_type": "DataDomain", "dedup_appliance": True,
+         "decompress_before_storing": False, "align_blocks": None, "fast_clone": None, "object_storage": False,
+         "scale_out": False} | changes,
+        {"job_id": "job-2", "job_name": "Files", "job_type": None, "compression_level": None, "block_size_kb": None,
+         "inline_dedup": None, "encryption": None, "repository_id": None, "repository_name": None,
+         "repository_type": None, "dedup_appliance": None, "decompress_before_storing": None, "align_blocks": None,
+         "fast_clone": None, "object_storage": None, "scale_out": None},
+    ]  # fmt: skip
+    return payload.from_records(records, storage.JOB_SETTINGS_COLUMNS).assign(vbr_host=HOST, analysis_date=day)
+
+
+def test_job_settings_are_kept_per_day_nulls_stay_null_and_reruns_replace(conn: psycopg.Connection[Any]) -> None:
+    table = f"{storage.SCHEMA}.{storage.JOB_SETTINGS}"
+    query = f"SELECT analysis_date, job_id, compression_level, inline_dedup, align_blocks FROM {table} ORDER BY 1, 2"
+    before = DAY - timedelta(days=1)
+    storage.write_run(conn, vbr_host=HOST, analysis_date=before, history=_history(3), scorecards=NO_CARDS,
+                      job_settings=_settings(before))  # fmt: skip
+    counts = storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(3), scorecards=NO_CARDS,
+                               job_settings=_settings(DAY, compression_level="None", inline_dedup=False))  # fmt: skip
+    assert counts["job_settings_rows"] == 2
+    assert conn.execute(query).fetchall() == [
+        (before, "job-1", "Optimal", True, None), (before, "job-2", None, None, None),
+        (DAY, "job-1", "None", False, None), (DAY, "job-2", None, None, None),
+    ]  # fmt: skip  # the change of settings is visible from one day to the next
+    storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(3), scorecards=NO_CARDS,
+                      job_settings=_settings(DAY).iloc[[0]])  # fmt: skip
+    assert [row[:3] for row in conn.execute(query).fetchall()] == [
+        (before, "job-1", "Optimal"), (before, "job-2", None), (DAY, "job-1", "Optimal"),
+    ]  # fmt: skip  # re-run of the day: upserted, and the job it no longer lists is gone
+    storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(3), scorecards=NO_CARDS)
+    assert len(conn.execute(query).fetchall()) == 3  # a v1 run knows no settings and leaves them alone

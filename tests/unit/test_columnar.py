@@ -122,7 +122,7 @@ BROKEN = {
     "not JSON": "{ this is not json",
     "empty": "",
     "array": "[1, 2, 3]",
-    "schema_version": json.dumps(_document(_sessions(8), schema_version=2)),
+    "schema_version": json.dumps(_document(_sessions(8), schema_version=3)),
     "missing field": json.dumps(_document([{k: v for k, v in _session(1).items() if k != "job_id"}])),
     "sessions not a list": json.dumps(_document(_sessions(8)) | {"sessions": {"s-1": {}}}),
     "no sessions": json.dumps({k: v for k, v in _document([]).items() if k != "sessions"}),

@@ -201,6 +201,7 @@ def test_session_kinds_round_trip() -> None:
             "job_id": ["j", "j"],
             "job_name": ["Job", "Job"],
             "job_type": ["Backup", "Backup"],
+            "object_name": [None, "srv-01"],
             "algorithm": ["Full", "Increment"],
             "result": ["Success", "Failed"],
             "is_retry": [False, True],

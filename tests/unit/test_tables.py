@@ -11,7 +11,9 @@ from veeam_efficiency import columnar, contract, payload, pipeline, storage, tab
 from veeam_efficiency.copy_binary import supported
 
 KINDS = {"text", "int", "float", "bool", "time", "date", "json"}
-ALL_TABLES = [tables.SESSION_RECORD, tables.WINDOW_SESSIONS, tables.SESSION_ANOMALIES, *tables.WRITTEN]
+ALL_TABLES = [
+    tables.SESSION_RECORD, tables.JOB_RECORD, tables.WINDOW_SESSIONS, tables.SESSION_ANOMALIES, *tables.WRITTEN
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("table", ALL_TABLES, ids=lambda table: table.name or table.names[0] + "...")
@@ -39,6 +41,25 @@ def test_the_contract_session_is_built_from_the_registry() -> None:
     assert tables.SESSION_RECORD.names == contract.SESSION_FIELDS
     assert tuple(get_type_hints(contract.Session, include_extras=True)) == tables.SESSION_RECORD.names
     assert set(tables.SESSION_RECORD.names) <= set(tables.HISTORY_TABLE.names)
+
+
+def test_the_contract_v2_job_settings_are_built_from_the_registry() -> None:
+    from veeam_efficiency.job_settings import job_settings_records
+
+    hints = get_type_hints(contract.JobSettings, include_extras=True)
+    assert tuple(hints) == (*tables.JOB_RECORD.names, "repository")
+    repository = next(arg for arg in hints["repository"].__args__ if arg is not type(None))
+    assert tuple(get_type_hints(repository)) == tables.REPOSITORY_RECORD.names
+    assert contract.OPTIONAL_SESSION_FIELDS == ("object_name",)
+    # a flattened job is the job_settings table but its host and day, in table order
+    job = dict.fromkeys(tables.JOB_RECORD.names) | {"repository": dict.fromkeys(tables.REPOSITORY_RECORD.names)}
+    (record,) = job_settings_records({"jobs": [job]}) or [None]
+    assert tuple(record) == tuple(pipeline.JOB_SETTINGS_KINDS)
+    assert {
+        name: kind
+        for name, kind in tables.JOB_SETTINGS_TABLE.kinds.items()
+        if name not in ("vbr_host", "analysis_date")
+    } == pipeline.JOB_SETTINGS_KINDS
 
 
 def test_xcom_kinds_and_writer_columns_come_from_the_registry() -> None:

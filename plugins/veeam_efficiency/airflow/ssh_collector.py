@@ -7,14 +7,16 @@ uses (sh, cmd.exe, PowerShell) has nothing to interpret. Host keys are always ve
 (known_hosts or the connection's ``host_key`` extra): a connection that turns verification
 off is refused.
 
-The hook logs every stdout line at INFO, i.e. the whole document: for big documents set
-``[logging] namespace_levels = airflow.task.hooks.airflow.providers.ssh.hooks.ssh.SSHHook=WARNING``.
+The command runs under a wall-clock limit (``_run_with_deadline``); its stderr lines
+(progress, the script's heartbeat) are logged as they arrive, its stdout (the document) is not.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import selectors
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -69,8 +71,9 @@ def run_remote_script(
 ) -> str:
     """Run ``script`` on the hook's host and return its stdout (one JSON object).
 
-    ``timeout_s`` is the hook's command timeout: the command is abandoned once it has been
-    silent (no stdout or stderr) for that long. Raises CollectorError on a non-zero exit,
+    ``timeout_s`` is a wall-clock limit: the command's channel is closed once it has run
+    that long, however busy its heartbeat on stderr keeps it (the hook's own timeout only
+    counts silence, which the heartbeat resets). Raises CollectorError on a non-zero exit,
     a timeout, empty or non-JSON stdout, or any SSH/SFTP failure (refused host key, failed
     authentication, reset connection); CollectorConfigError for a connection that turns host
     key verification off.
@@ -79,7 +82,14 @@ def run_remote_script(
     if not script.is_file():
         raise FileNotFoundError(f"collector script {script} does not exist")
     remote_name = f"veeam_efficiency_{uuid.uuid4().hex}.ps1"
-    command = remote_command(pwsh, remote_name, script_arguments(window_start, window_end, job_names))
+    arguments = script_arguments(
+        window_start,
+        window_end,
+        job_names,
+        allow_full_session_scan=options.get("allow_full_session_scan", False),
+        diagnose=options.get("diagnose", False),
+    )
+    command = remote_command(pwsh, remote_name, arguments)
     _refuse_unverified_host_keys(hook)
     where = f"{hook.username}@{hook.remote_host}:{hook.port}"
     transient = _transient_errors()
@@ -109,21 +119,11 @@ def _refuse_unverified_host_keys(hook: SSHHook) -> None:
 def _copy_run_remove(
     hook: SSHHook, client: Any, script: Path, remote_name: str, command: str, timeout_s: float, where: str
 ) -> tuple[int, bytes, bytes]:
-    from airflow.providers.common.compat.sdk import AirflowException
-
     sftp = client.open_sftp()
     try:
         try:
             sftp.put(str(script), remote_name)
-            try:
-                exit_code, stdout, stderr = hook.exec_ssh_client_command(
-                    client, command, get_pty=False, environment=None, timeout=timeout_s
-                )
-            except AirflowException as exc:  # the hook's only exception here: "SSH command timed out"
-                raise CollectorError(
-                    f"collector on {where} timed out: no output for {timeout_s:g} s ({exc}); "
-                    "the remote process may still be running"
-                ) from exc
+            exit_code, stdout, stderr = _run_with_deadline(client, command, timeout_s, where)
             transport = client.get_transport()
             if transport is None or not transport.is_active():
                 raise CollectorError(
@@ -136,6 +136,47 @@ def _copy_run_remove(
     finally:
         sftp.close()
     return exit_code, stdout, stderr
+
+
+def _run_with_deadline(client: Any, command: str, timeout_s: float, where: str) -> tuple[int, bytes, bytes]:
+    """Run ``command`` on a new channel; (exit status, stdout, stderr), or CollectorError after ``timeout_s``.
+
+    Written here rather than using ``SSHHook.exec_ssh_client_command`` because that one
+    only times out after a *silence*, and the collector's heartbeat (a stderr line every
+    30 s) is never silent: a hung collection would run forever. This loop reads both
+    streams as the hook does and closes the channel once the wall-clock limit is reached.
+    """
+    deadline = time.monotonic() + timeout_s
+    channel = client.get_transport().open_session()
+    stdout, stderr, pending = bytearray(), bytearray(), b""
+    try:
+        channel.exec_command(command)
+        channel.shutdown_write()
+        with selectors.DefaultSelector() as selector:
+            selector.register(channel, selectors.EVENT_READ)
+            while True:
+                while channel.recv_ready():
+                    stdout += channel.recv(1 << 20)
+                while channel.recv_stderr_ready():
+                    chunk = channel.recv_stderr(1 << 16)
+                    stderr += chunk
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        log.info("%s: %s", where, line.decode("utf-8", "replace").rstrip())
+                finished = channel.exit_status_ready() and (channel.eof_received or channel.closed)
+                if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    return channel.recv_exit_status(), bytes(stdout), bytes(stderr)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CollectorError(
+                        f"collector on {where} timed out after {timeout_s:g} s (wall clock, "
+                        "collector_timeout_minutes) and its SSH channel was closed; the remote process may still "
+                        "be running",
+                        stderr_tail=stderr_tail(bytes(stderr)),
+                    )
+                selector.select(min(remaining, 1.0))
+    finally:
+        channel.close()
 
 
 def _remove(sftp: Any, remote_name: str, where: str) -> None:

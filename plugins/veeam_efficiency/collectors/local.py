@@ -23,10 +23,13 @@ DEFAULT_TIMEOUT_S = 1800.0
 
 
 class ScriptOptions(TypedDict, total=False):
-    """How the script runs, the same for every transport: which PowerShell, and for how long at most."""
+    """How the script runs, the same for every transport: which PowerShell, for how long at most
+    (wall clock), whether it may fall back to a full session scan, and first-contact mode."""
 
     pwsh: str
     timeout_s: float
+    allow_full_session_scan: bool
+    diagnose: bool
 
 
 def format_utc(moment: datetime) -> str:
@@ -36,8 +39,15 @@ def format_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(ISO_UTC)
 
 
-def script_arguments(window_start: datetime, window_end: datetime, job_names: Sequence[str] = ()) -> list[str]:
-    """``-From <ISO> -To <ISO> [-JobNameBase64 <b64 of UTF-8 JSON array>]``."""
+def script_arguments(
+    window_start: datetime,
+    window_end: datetime,
+    job_names: Sequence[str] = (),
+    *,
+    allow_full_session_scan: bool = False,
+    diagnose: bool = False,
+) -> list[str]:
+    """``-From <ISO> -To <ISO> [-JobNameBase64 <b64 of UTF-8 JSON array>] [-AllowFullSessionScan] [-Diagnose]``."""
     if isinstance(job_names, str):  # a bare string would become one name per character
         raise TypeError("job_names must be a sequence of names, not a string")
     window_from, window_to = format_utc(window_start), format_utc(window_end)
@@ -47,6 +57,10 @@ def script_arguments(window_start: datetime, window_end: datetime, job_names: Se
     if job_names:
         encoded = json.dumps(list(job_names), ensure_ascii=False).encode("utf-8")
         args += ["-JobNameBase64", base64.b64encode(encoded).decode("ascii")]
+    if allow_full_session_scan:
+        args.append("-AllowFullSessionScan")
+    if diagnose:
+        args.append("-Diagnose")
     return args
 
 
@@ -58,16 +72,21 @@ def run_local_script(
     *,
     pwsh: str = DEFAULT_PWSH,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    allow_full_session_scan: bool = False,
+    diagnose: bool = False,
 ) -> str:
     """Run ``script`` with ``pwsh`` on this machine and return its stdout (one JSON object).
 
+    ``timeout_s`` is a wall-clock limit: the script's heartbeat on stderr does not extend it.
     Raises CollectorError on a non-zero exit, a timeout (the process is killed), empty or
     non-JSON stdout, or a pwsh that cannot be started.
     """
     if not script.is_file():
         raise FileNotFoundError(f"collector script {script} does not exist")
     command = [pwsh, "-NoProfile", "-NonInteractive", "-File", str(script)]
-    command += script_arguments(window_start, window_end, job_names)
+    command += script_arguments(
+        window_start, window_end, job_names, allow_full_session_scan=allow_full_session_scan, diagnose=diagnose
+    )
     try:
         done = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
