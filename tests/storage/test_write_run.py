@@ -181,7 +181,9 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
         collations = _key_collations(conn)
         assert len(collations) == 9 and set(collations.values()) == {"C"}, collations  # unscored_jobs, job_settings
         converted = _index_files(conn)
-        assert set(converted) - {"job_settings_pkey"} == set(old_indexes)  # the job index is kept (the view reads by it)
+        assert set(converted) - {"job_settings_pkey"} == set(
+            old_indexes
+        )  # the job index is kept (the view reads by it)
         rebuilt = {name for name in converted if converted[name] != old_indexes.get(name, converted[name])}
         assert rebuilt == {  # not the date one
             "metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey", "unscored_jobs_pkey",
