@@ -41,6 +41,11 @@ SCORECARD_COLUMNS: dict[str, str] = {
     "raw_daily_gb": "float", "current_daily_gb": "float", "target_daily_gb": "float",
     "optimization_potential_gb": "float", "projected_monthly_savings_gb": "float",
     "annual_savings_usd": "float", "quality_flags": "json",
+    # the grade in context (context_scores.py, docs/context-grade.md)
+    "context_expected_dedup_factor": "float", "context_expected_compression_factor": "float",
+    "context_score": "float", "context_grade": "text",
+    "attainable_potential_gb": "float", "attainable_annual_savings_usd": "float",
+    "recommendations": "json", "change_point_at": "time", "change_point_shift": "float",
 }  # fmt: skip
 SCORECARD_KEY = ("vbr_host", "job_id", "analysis_date")
 

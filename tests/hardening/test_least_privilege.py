@@ -80,9 +80,7 @@ def test_dag_loads_as_the_loader_role(monkeypatch, loader_db, tmp_path):
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(loader_db.loader_dsn.replace("Kx9", "Kx8"), connect_timeout=5).close()
     # it left nothing it owns behind (its TEMP staging tables go at commit)
-    assert fetch(
-        loader_db.admin_dsn, "SELECT count(*) FROM pg_class WHERE relowner = %s::regrole", LOADER
-    ) == [(0,)]
+    assert fetch(loader_db.admin_dsn, "SELECT count(*) FROM pg_class WHERE relowner = %s::regrole", LOADER) == [(0,)]
 
 
 DENIED = (
@@ -133,7 +131,9 @@ def test_ensure_schema_as_the_loader_checks_instead_of_creating(loader_db):
     message = str(refused.value)
     assert "table feature3.storage_efficiency_history is missing" in message
     assert "no DELETE on feature3.metrics_storage_efficiency" in message
-    assert "no SELECT, INSERT and UPDATE on feature3.metrics_storage_efficiency;" in message  # SELECT alone is not enough
+    assert (
+        "no SELECT, INSERT and UPDATE on feature3.metrics_storage_efficiency;" in message
+    )  # SELECT alone is not enough
     assert "grants.sql" in message
     # the DBA's fix is re-applying the grants (which applies schema.sql too)
     assert apply_grants(loader_db.admin_dsn).returncode == 0
@@ -141,5 +141,8 @@ def test_ensure_schema_as_the_loader_checks_instead_of_creating(loader_db):
         storage.ensure_schema(conn)
     with psycopg.connect(loader_db.admin_dsn, autocommit=True) as admin:
         admin.execute("ALTER TABLE feature3.metrics_storage_efficiency DROP COLUMN trend_change")
-    with loader_db.loader_connect() as conn, pytest.raises(storage.SchemaNotReady, match=r"lacks column\(s\) trend_change"):
+    with (
+        loader_db.loader_connect() as conn,
+        pytest.raises(storage.SchemaNotReady, match=r"lacks column\(s\) trend_change"),
+    ):
         storage.ensure_schema(conn)
