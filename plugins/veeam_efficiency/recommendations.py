@@ -31,36 +31,34 @@ REPOSITORY_ADVANCED = (
 )
 FIELDS = ("code", "severity", "title", "detail", "est_monthly_savings_gb", "est_annual_savings_usd")
 
-Frame = pd.DataFrame
-
 
 @dataclass(frozen=True)
 class Rule:
     code: str
     severity: str
     title: str
-    applies: Callable[[Frame], pd.Series]
-    monthly_gb: Callable[[Frame], pd.Series] | None  # None: no storage to measure
+    applies: Callable[[pd.DataFrame], pd.Series]
+    monthly_gb: Callable[[pd.DataFrame], pd.Series] | None  # None: no storage to measure
     detail: Callable[[pd.Series], str]
 
 
-def _level_in(jobs: Frame, levels: tuple[str, ...]) -> pd.Series:
+def _level_in(jobs: pd.DataFrame, levels: tuple[str, ...]) -> pd.Series:
     return jobs["compression_level"].astype(object).isin(levels)
 
 
-def _disk(jobs: Frame) -> pd.Series:
+def _disk(jobs: pd.DataFrame) -> pd.Series:
     return known(jobs["dedup_appliance"], False)
 
 
-def _appliance(jobs: Frame) -> pd.Series:
+def _appliance(jobs: pd.DataFrame) -> pd.Series:
     return known(jobs["dedup_appliance"], True)
 
 
-def _raw_daily_gb(jobs: Frame, days: int) -> pd.Series:
+def _raw_daily_gb(jobs: pd.DataFrame, days: int) -> pd.Series:
     return jobs["data_scored_bytes"].astype(float) / days / BYTES_PER_GB
 
 
-def _gain(jobs: Frame, days: int, dedup: pd.Series, compression: pd.Series) -> pd.Series:
+def _gain(jobs: pd.DataFrame, days: int, dedup: pd.Series, compression: pd.Series) -> pd.Series:
     """GB a month saved if the job's factors became ``dedup`` x ``compression``."""
     raw = _raw_daily_gb(jobs, days)
     return (raw / jobs["combined_factor"] - raw / (dedup * compression)).clip(lower=0.0) * DAYS_PER_MONTH
@@ -215,7 +213,7 @@ def rules(days: int) -> list[Rule]:
     ]
 
 
-def recommend(jobs: Frame, *, days: int, price_per_tb_usd: float) -> pd.Series:
+def recommend(jobs: pd.DataFrame, *, days: int, price_per_tb_usd: float) -> pd.Series:
     """Each job's recommendations (index job_id): lists of dicts, largest yearly savings first, nulls last.
 
     ``jobs`` has one row per job (index ``job_id``) with the scorecard factors, the

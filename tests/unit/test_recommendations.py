@@ -206,7 +206,7 @@ def test_ordered_by_yearly_savings_nulls_last() -> None:
                 "block_size_kb": 4096,
                 "fast_clone": True,
             }
-        ),  # fmt: skip
+        ),
     ).loc["S", "recommendations"]
     assert [item["code"] for item in found] == [
         "COMPRESSION_OFF",
