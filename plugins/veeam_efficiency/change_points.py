@@ -6,8 +6,10 @@ each kind is compared only with itself. In each series of the log combined facto
 ``ruptures`` (``KernelCPD``, linear kernel: the exact least-squares single split, in C)
 places the best split; whether it is a real level shift is then decided for all
 series at once: the medians before and after must differ by at least
-``MIN_SHIFT`` and by ``MIN_Z`` robust standard errors (the noise is the MAD of the
-residuals around the two medians, so the shift itself does not inflate it).
+``MIN_SHIFT`` and by ``MIN_Z`` robust standard errors (the noise is measured on the
+residuals around the two medians, so the shift itself does not inflate it), and a
+Mann-Whitney test (scipy) of before against after must agree, so a few outliers at
+either end of the window never make a shift.
 Thresholds and their false-alarm and detection rates: docs/context-grade.md and
 ``python -m bench.change_points``.
 """
@@ -15,17 +17,20 @@ Thresholds and their false-alarm and detection rates: docs/context-grade.md and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import ruptures
+from scipy import stats
 
 from veeam_efficiency.grouped_stats import MAD_SCALE, MEAN_AD_SCALE
 
 MIN_SEGMENT = 3  # sessions on each side of a change point
 MIN_SERIES = 8  # sessions of one kind a series needs before it is searched
-MIN_SHIFT = 0.10  # relative change of the combined factor that matters to a backup admin
-MIN_Z = 6.0  # robust standard errors; calibrated for <= 2% false alarms (docs/context-grade.md)
+MIN_SHIFT = 0.15  # relative change of the combined factor worth a backup admin's time
+MIN_Z = 5.5  # robust standard errors (docs/context-grade.md, "Change points": calibrated by the bench)
+MAX_P_VALUE = 0.05  # Mann-Whitney, before vs after: an outlier or two never make a shift
 SIGMA_FLOOR = 0.02  # log units: Veeam's ratios are whole percents, so a 1-step change is 1-3%
 
 
@@ -42,7 +47,9 @@ class Series:
     sizes: np.ndarray
 
 
-def change_points(scorable: pd.DataFrame, *, min_shift: float = MIN_SHIFT, min_z: float = MIN_Z) -> pd.DataFrame:
+def change_points(
+    scorable: pd.DataFrame, *, min_shift: float = MIN_SHIFT, min_z: float = MIN_Z, max_p: float = MAX_P_VALUE
+) -> pd.DataFrame:
     """The most significant level shift of each job's combined factor, or none.
 
     ``scorable``: scored sessions with ``job_id``, ``algorithm``, ``creation_time``,
@@ -59,7 +66,11 @@ def change_points(scorable: pd.DataFrame, *, min_shift: float = MIN_SHIFT, min_z
     candidates = best_splits(series)
     if candidates.empty:
         return _empty()
-    found = candidates[(candidates["z"] >= min_z) & (candidates["change_point_shift"].abs() >= min_shift)]
+    found = candidates[
+        (candidates["z"] >= min_z)
+        & (candidates["p_value"] <= max_p)
+        & (candidates["change_point_shift"].abs() >= min_shift)
+    ]
     # the most significant shift of each job, over its kinds
     best = found.sort_values(["job_id", "z"], ascending=[True, False], kind="stable").drop_duplicates("job_id")
     return best.set_index("job_id")[
@@ -108,12 +119,13 @@ def best_splits(series: Series) -> pd.DataFrame:
     starts, sizes = series.starts[searched], series.sizes[searched]
     if len(starts) == 0:
         return pd.DataFrame()
-    splits = np.array(
+    located = np.array(
         [
             _split(series.log_factor[start : start + size])
             for start, size in zip(starts.tolist(), sizes.tolist(), strict=True)
         ]
     )
+    splits, p_value = located[:, 0].astype(np.int64), located[:, 1]
     ids = np.repeat(np.arange(len(starts)), sizes)
     positions = np.concatenate([np.arange(start, start + size) for start, size in zip(starts, sizes, strict=True)])
     after = (positions - np.repeat(starts, sizes)) >= np.repeat(splits, sizes)
@@ -122,8 +134,7 @@ def best_splits(series: Series) -> pd.DataFrame:
     counts = values.groupby(["series", "after"], sort=True)["y"].size().unstack()
     residual = (values["y"] - values.groupby(["series", "after"], sort=False)["y"].transform("median")).abs()
     by_series = residual.groupby(ids)
-    sigma = MAD_SCALE * by_series.median()
-    sigma = sigma.where(sigma > 0, MEAN_AD_SCALE * by_series.mean()).clip(lower=SIGMA_FLOOR).to_numpy()
+    sigma = noise(by_series)
     before_median, after_median = medians[False].to_numpy(), medians[True].to_numpy()
     n_before, n_after = counts[False].to_numpy(dtype=float), counts[True].to_numpy(dtype=float)
     delta = after_median - before_median
@@ -138,9 +149,20 @@ def best_splits(series: Series) -> pd.DataFrame:
             "factor_before": np.exp(before_median),
             "factor_after": np.exp(after_median),
             "z": z,
+            "p_value": p_value,
             "series_raw_bytes": _series_sums(series.data_bytes, starts, sizes),
         }
     )
+
+
+def noise(residuals: Any) -> np.ndarray:
+    """Each series' noise from its absolute residuals (grouped): the larger of two robust scales.
+
+    Veeam's whole-percent ratios often make more than half the residuals exactly 0, which
+    shrinks the MAD alone far below the real spread; the mean absolute deviation keeps it.
+    """
+    scale = np.maximum(MAD_SCALE * residuals.median(), MEAN_AD_SCALE * residuals.mean())
+    return np.asarray(scale.clip(lower=SIGMA_FLOOR), dtype=float)
 
 
 def _series_sums(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -148,10 +170,15 @@ def _series_sums(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> n
     return cumulative[starts + sizes] - cumulative[starts]
 
 
-def _split(signal: np.ndarray) -> int:
-    """Index of the first session after ruptures' best single split of ``signal``."""
+def _split(signal: np.ndarray) -> tuple[int, float]:
+    """Index of the first session after ruptures' best single split of ``signal``, and the
+    Mann-Whitney p-value of before against after (ranks: the heavy tails of real ratios and
+    their whole-percent ties do not fool it)."""
     algo = ruptures.KernelCPD(kernel="linear", min_size=MIN_SEGMENT, jump=1).fit(signal.reshape(-1, 1))
-    return int(algo.predict(n_bkps=1)[0])
+    split = int(algo.predict(n_bkps=1)[0])
+    if np.ptp(signal) == 0:
+        return split, 1.0
+    return split, float(stats.mannwhitneyu(signal[:split], signal[split:], method="asymptotic").pvalue)
 
 
 def _empty() -> pd.DataFrame:
