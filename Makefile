@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo ui stop test lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,14 @@ venv: $(VENV)/.installed
 
 demo: venv
 	$(PY) scripts/demo.py
+
+# The Airflow UI on the demo's results (runs the demo first if needed); prints address, user, password.
+ui: venv
+	$(PY) scripts/ui.py start
+
+# Stops the UI and the demo's embedded PostgreSQL.
+stop:
+	$(PY) scripts/ui.py stop
 
 test: venv
 	$(PY) -m pytest -p no:cacheprovider
@@ -29,5 +37,5 @@ lint: venv
 bench: venv
 	$(PY) -m bench
 
-clean:
+clean: stop
 	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache

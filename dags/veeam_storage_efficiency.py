@@ -11,16 +11,17 @@ possible, with recommendations priced in money and the date its efficiency dropp
 Each run covers the `lookback_days` ending at the end of its day (the data interval),
 so a backfill of day D gives exactly the scorecard a scheduled run of day D gave.
 Per VBR server: **collect** (PowerShell over SSH, local `pwsh`, or a replayed JSON
-file) -> **validate** (the collector contract) -> **sufficient?** (jobs with
+file; the `collector` Param defaults to env `VEEAM_COLLECTOR`, and a run with none chosen
+fails at once) -> **validate** (the collector contract) -> **sufficient?** (jobs with
 `min_sessions` scorable sessions) -> **analyze** -> **optimize** -> **load**
 (PostgreSQL schema `feature3`, one transaction, upserts on natural keys).
-One server failing does not stop the others.
+One server failing does not stop the others (the run is marked failed).
 
 Alerts: a failed task e-mails (and calls the optional alert hook) naming the VBR host,
 try and log; after loading, **alert_degraded_jobs** sends one summary of the jobs flagged
 CRITICAL_ANOMALIES, DEGRADING_TREND, MISCONFIGURED or LEVEL_SHIFT, each with its top
-recommendation; a run not finished `VEEAM_RUN_DEADLINE_MINUTES`
-after it was queued raises a Deadline Alert. **load** emits asset events on the aliases
+recommendation; when `VEEAM_RUN_DEADLINE_MINUTES` is set, a run not
+finished that long after it was queued raises a Deadline Alert. **load** emits asset events on the aliases
 `veeam_feature3_scorecards` / `veeam_feature3_history` for downstream DAGs.
 """
 
@@ -29,13 +30,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from veeam_efficiency.assets import OUTLETS
 from veeam_efficiency.notifications import TaskFailureAlert, run_deadline
-from veeam_efficiency.settings import AlertSettings, AnalysisSettings, CollectionSettings, param_specs
+from veeam_efficiency.settings import (
+    AlertSettings,
+    AnalysisSettings,
+    CollectionSettings,
+    no_collector_message,
+    param_specs,
+)
 
 GROUP = "score_vbr_host"
 PARAMS = {**param_specs(CollectionSettings), **param_specs(AnalysisSettings), **param_specs(AlertSettings)}
@@ -50,11 +56,13 @@ def _settings(params: dict[str, Any] | None = None) -> tuple[CollectionSettings,
 
     try:
         AlertSettings.model_validate(dict(params or {}))  # a bad recipient fails the run before collecting
-        return CollectionSettings.model_validate(dict(params or {})), AnalysisSettings.model_validate(
-            dict(params or {})
-        )
+        collection = CollectionSettings.model_validate(dict(params or {}))
+        analysis = AnalysisSettings.model_validate(dict(params or {}))
     except ValidationError as exc:
         raise AirflowFailException(f"invalid Params: {exc}") from None
+    if not collection.collector:  # never fall back to the bundled samples
+        raise AirflowFailException(no_collector_message())
+    return collection, analysis
 
 
 def _window(params: dict[str, Any] | None = None, data_interval_end: datetime | None = None) -> Any:
@@ -66,7 +74,9 @@ def _window(params: dict[str, Any] | None = None, data_interval_end: datetime | 
 @dag(
     dag_id="veeam_storage_efficiency",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # No start_date: with catchup off the scheduler starts from today, and a backfill or
+    # `airflow dags test` of any past day (VBR keeps about a year of sessions) runs every task.
+    # A start_date would make runs before it "succeed" without running a single task.
     catchup=False,
     max_active_runs=4,
     tags=["veeam", "backup", "storage-efficiency", "feature3"],
@@ -213,7 +223,9 @@ def veeam_storage_efficiency() -> None:
 
     scored = score_vbr_host.expand(target=list_vbr_hosts())
     ensure_results_schema() >> scored
-    alert_degraded_jobs(scored)
+    # a teardown: it runs whatever happened, but the run's state is the hosts' (a run whose
+    # hosts failed, or that never chose a collector, is failed, not green)
+    alert_degraded_jobs(scored).as_teardown()
 
 
 veeam_storage_efficiency()

@@ -9,6 +9,7 @@ test session; every results database is created by the test that needs it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,11 +36,12 @@ AIRFLOW_ENV = {
     )
     + f"/{METADATA_DB}",
     "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_AIRFLOW_HOME / "logs"),
-    # No run deadline: Airflow 3.3.2's dag.test() cannot finish a DAG that has a Deadline Alert
-    # (it looks the alert up by its definition, not its database id). tests/alerts tests it apart.
-    "VEEAM_RUN_DEADLINE_MINUTES": "0",
+    # The tests replay collector files: chosen here as a deployment would (the product has no
+    # default collector). Tests of the ssh and local collectors choose theirs in the run's conf.
+    "VEEAM_COLLECTOR": "replay",
 }
 os.environ.update(AIRFLOW_ENV)
+os.environ.pop("VEEAM_RUN_DEADLINE_MINUTES", None)  # the DAG as shipped: no deadline unless a test sets one
 
 
 def admin_connect(autocommit: bool = True):  # type: ignore[no-untyped-def]
@@ -74,6 +76,15 @@ def pytest_configure(config: pytest.Config) -> None:
             f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({exc}). Start it: "
             "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
         ) from None
+    from tests.pg_cluster import stop_orphaned_clusters
+
+    for root in stop_orphaned_clusters():  # left running by a killed test run
+        print(f"stopped the private PostgreSQL cluster a killed test run left in {root}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove this session's AIRFLOW_HOME (logs, config): nothing is left in the temp directory."""
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture

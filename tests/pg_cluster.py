@@ -5,6 +5,10 @@ shared server on 5432 would break every other test (and the Airflow metadata dat
 so they get their own cluster: ``initdb`` in a temporary directory, run as the
 ``postgres`` OS user when the tests run as root (PostgreSQL refuses to run as root), on a
 free loopback port, trust auth.
+
+Each cluster's directory records the test process that owns it (``owner.pid``): a run
+that was killed cannot stop its clusters, so the next run stops and removes every cluster
+whose owner is gone (:func:`stop_orphaned_clusters`, called when pytest starts).
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from pathlib import Path
 
 import psycopg
 
+PREFIX = "veeam-pg-"
+OWNER_FILE = "owner.pid"
+LEGACY_AGE_S = 3600  # a directory from before owner.pid: orphaned once this old
+
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), Path("/usr/lib/postgresql/15/bin"))
 
 
@@ -36,7 +44,8 @@ class PrivateCluster:
     """One PostgreSQL server of our own: ``start``, ``stop`` (fast shutdown), ``kill`` (SIGKILL)."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="veeam-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         self.data = self.root / "data"
         self.port = _free_port()
         self.log = self.root / "server.log"
@@ -57,10 +66,7 @@ class PrivateCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *argv: str) -> None:
-        command = ["runuser", "-u", self._user, "--", *argv] if self._user else list(argv)
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=self.root)
-        if result.returncode != 0:
-            raise RuntimeError(f"{argv[0]} failed ({result.returncode}): {result.stdout}{result.stderr}")
+        _run_as(self._user, self.root, *argv)
 
     def start(self) -> None:
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
@@ -114,6 +120,49 @@ class PrivateCluster:
             except RuntimeError:
                 self.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _run_as(user: str | None, cwd: Path, *argv: str) -> None:
+    command = ["runuser", "-u", user, "--", *argv] if user else list(argv)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd)
+    if result.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({result.returncode}): {result.stdout}{result.stderr}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _orphaned(root: Path) -> bool:
+    try:
+        return not _alive(int((root / OWNER_FILE).read_text()))
+    except (OSError, ValueError):  # no owner recorded: a directory of an older test run
+        try:
+            return time.time() - root.stat().st_mtime > LEGACY_AGE_S
+        except OSError:
+            return False
+
+
+def stop_orphaned_clusters(temp_dir: Path | None = None) -> list[Path]:
+    """Stop (immediate shutdown) and remove the private clusters whose test process is gone; their roots."""
+    stopped = []
+    for root in sorted(Path(temp_dir or tempfile.gettempdir()).glob(f"{PREFIX}*")):
+        if not root.is_dir() or not _orphaned(root):
+            continue
+        data = root / "data"
+        if (data / "postmaster.pid").exists():
+            user = "postgres" if os.geteuid() == 0 else None
+            with suppress(RuntimeError, subprocess.TimeoutExpired):
+                _run_as(user, root, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+        stopped.append(root)
+    return stopped
 
 
 @contextmanager

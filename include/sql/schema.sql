@@ -62,6 +62,20 @@ ALTER TABLE feature3.metrics_storage_efficiency
 CREATE INDEX IF NOT EXISTS metrics_storage_efficiency_date_idx
     ON feature3.metrics_storage_efficiency (analysis_date);
 
+-- Jobs a run saw but could not score (fewer scorable sessions in the window than
+-- min_sessions), one row per job per day: "not scored" is then told from "not there".
+-- Replaced per host and day like the scorecards, in the same transaction.
+CREATE TABLE IF NOT EXISTS feature3.unscored_jobs (
+    vbr_host         text COLLATE "C" NOT NULL,
+    job_id           text COLLATE "C" NOT NULL,
+    analysis_date    date        NOT NULL,
+    job_name         text        NOT NULL,
+    sessions_found   integer     NOT NULL,
+    sessions_needed  integer     NOT NULL,
+    reason           text        NOT NULL,
+    PRIMARY KEY (vbr_host, job_id, analysis_date)
+);
+
 -- Every session a run collected, one row per (vbr_host, session_id), scored or not.
 CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
     vbr_host               text COLLATE "C" NOT NULL,
@@ -107,7 +121,8 @@ BEGIN
         SELECT a.attrelid::regclass AS tab, a.attname AS name
           FROM pg_catalog.pg_attribute AS a
          WHERE a.attrelid IN ('feature3.metrics_storage_efficiency'::regclass,
-                              'feature3.storage_efficiency_history'::regclass)
+                              'feature3.storage_efficiency_history'::regclass,
+                              'feature3.unscored_jobs'::regclass)
            AND a.attname IN ('vbr_host', 'job_id', 'session_id') AND NOT a.attisdropped
            AND a.attcollation <> 'pg_catalog."C"'::regcollation
     LOOP

@@ -21,7 +21,7 @@ from veeam_efficiency.optimization import add_optimization_potential
 from veeam_efficiency.scorecards import score_window
 from veeam_efficiency.sessions import FACTOR_COLUMNS, job_sufficiency, window_sessions
 from veeam_efficiency.settings import AnalysisSettings
-from veeam_efficiency.storage import HISTORY_COLUMNS, SCORECARD_COLUMNS, write_run
+from veeam_efficiency.storage import HISTORY_COLUMNS, SCORECARD_COLUMNS, TOO_FEW_SESSIONS, write_run
 from veeam_efficiency.window import AnalysisWindow
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,12 @@ def history_table(validated: dict[str, Any], optimized: dict[str, Any] | None) -
     )
 
 
+def unscored_jobs(validated: dict[str, Any]) -> pd.DataFrame:
+    """The jobs of the window without a scorecard, with the sessions found and needed, and why."""
+    jobs = pd.DataFrame(validated["insufficient_jobs"], columns=["job_id", "job_name", "found", "needed"])
+    return jobs.rename(columns={"found": "sessions_found", "needed": "sessions_needed"}).assign(reason=TOO_FEW_SESSIONS)
+
+
 def load(conn: Any, validated: dict[str, Any], optimized: dict[str, Any] | None) -> dict[str, Any]:
     """Write the history and the scorecards of one host and day in one transaction."""
     history = history_table(validated, optimized)
@@ -160,6 +166,7 @@ def load(conn: Any, validated: dict[str, Any], optimized: dict[str, Any] | None)
         analysis_date=date.fromisoformat(validated["analysis_date"]),
         history=history,
         scorecards=scorecards,
+        unscored=unscored_jobs(validated),
     )
     log.info("%s %s: wrote %s", validated["vbr_host"], validated["analysis_date"], counts)
     return {"vbr_host": validated["vbr_host"], "analysis_date": validated["analysis_date"], **counts}

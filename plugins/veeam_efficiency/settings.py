@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -25,7 +25,11 @@ class AnalysisSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     lookback_days: int = Field(
-        30, ge=1, le=730, description="Days of sessions a scorecard covers, ending at the end of the run's day."
+        35,
+        ge=1,
+        le=730,
+        description="Days of sessions a scorecard covers, ending at the end of the run's day. A few days more "
+        "than min_sessions, so a daily job that missed or failed a day or two still gets its scorecard.",
     )
     min_sessions: int = Field(
         30, ge=4, le=100_000, description="Scorable sessions a job needs in the window to get a scorecard."
@@ -137,15 +141,45 @@ HostName = Annotated[str, StringConstraints(pattern=HOST_NAME)]
 JobName = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
+COLLECTOR_ENV = "VEEAM_COLLECTOR"
+VBR_HOSTS_ENV = "VEEAM_VBR_HOSTS"
+Collector = Literal["", "ssh", "local", "replay"]  # "": none chosen
+
+
+def _env_list(name: str) -> list[str]:
+    """A comma-separated environment variable as a list (empty items dropped)."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def _env_collector() -> Collector:
+    """The deployment's collector (env ``VEEAM_COLLECTOR``), read at parse time; empty: none chosen.
+
+    There is deliberately no built-in default: a deployment that forgot to choose must fail
+    its runs, never score the bundled sample data as if it were its servers.
+    """
+    # not checked here: a wrong value fails the Param's enum, and each task's validation, naming it
+    return cast(Collector, os.environ.get(COLLECTOR_ENV, "").strip())
+
+
+def no_collector_message() -> str:
+    return (
+        "no collector chosen: set the environment variable VEEAM_COLLECTOR to ssh (the PowerShell collector "
+        "on each VBR server over the vbr_ssh connection; list the servers in VEEAM_VBR_HOSTS), local (pwsh on "
+        "this worker) or replay (collector JSON files from VEEAM_REPLAY_DIR) on the scheduler, dag-processor "
+        "and workers, or choose `collector` in the run's conf or trigger form"
+    )
+
+
 class CollectionSettings(BaseModel):
     """Where the sessions come from and where the results go."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    collector: Literal["replay", "ssh", "local"] = Field(
-        "replay",
-        description="replay: read collector JSON files from the replay directory; ssh: run the PowerShell "
-        "collector on each VBR host over SSH; local: run it with pwsh on this worker (a worker on the VBR server).",
+    collector: Collector = Field(
+        default_factory=_env_collector,
+        description="ssh: run the PowerShell collector on each VBR host over SSH; local: run it with pwsh on this "
+        "worker (a worker on the VBR server); replay: read collector JSON files from the replay directory. "
+        "Default: env VEEAM_COLLECTOR; empty: none chosen, the run fails at once.",
     )
     replay_path: str = Field(
         "",
@@ -154,10 +188,11 @@ class CollectionSettings(BaseModel):
         "the replay directory (env VEEAM_REPLAY_DIR). Empty: the whole replay directory.",
     )
     vbr_hosts: list[HostName] = Field(
-        default_factory=list,
+        default_factory=lambda: _env_list(VBR_HOSTS_ENV),
         max_length=500,
         description="ssh: VBR servers to collect from, each reached through the SSH connection (its host is "
-        "replaced by the name here). Empty: the connection's own host. local: a label for this server.",
+        "replaced by the name here). Empty: the connection's own host. local: a label for this server. "
+        "Default: env VEEAM_VBR_HOSTS (comma-separated).",
     )
     job_names: list[JobName] = Field(
         default_factory=list, max_length=10_000, description="Only these VBR jobs (exact names). Empty: every job."
@@ -182,7 +217,7 @@ EMAIL_PATTERN = r"^[^@\s,;<>]+@[^@\s,;<>]+$"
 def _env_recipients() -> list[str]:
     """The ops team's default recipients (env ``VEEAM_ALERT_RECIPIENTS``, comma-separated): read at parse
     time without touching the database, so every run and the deadline alert share one default."""
-    return [address.strip() for address in os.environ.get("VEEAM_ALERT_RECIPIENTS", "").split(",") if address.strip()]
+    return _env_list("VEEAM_ALERT_RECIPIENTS")
 
 
 class AlertSettings(BaseModel):

@@ -22,7 +22,7 @@ from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
 
 from veeam_efficiency.copy_binary import NotBinaryCopyable, binary_copy
-from veeam_efficiency.tables import HISTORY, SCHEMA, SCORECARDS
+from veeam_efficiency.tables import HISTORY, SCHEMA, SCORECARDS, UNSCORED
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "schema.sql"
 
@@ -61,6 +61,16 @@ HISTORY_COLUMNS: dict[str, str] = {
 }  # fmt: skip
 HISTORY_KEY = ("vbr_host", "session_id")
 
+UNSCORED_COLUMNS: dict[str, str] = {
+    "vbr_host": "text", "job_id": "text", "analysis_date": "date", "job_name": "text",
+    "sessions_found": "int", "sessions_needed": "int", "reason": "text",
+}  # fmt: skip
+UNSCORED_KEY = ("vbr_host", "job_id", "analysis_date")
+TOO_FEW_SESSIONS = "too_few_scorable_sessions"
+# Every run sets up the schema at once (a backfill starts several): one at a time, or their
+# concurrent CREATE ... IF NOT EXISTS and migrations collide on the catalog.
+SCHEMA_LOCK_KEY = f"{SCHEMA}:schema"
+
 
 class SchemaNotReady(RuntimeError):
     """The tables are missing, lack a column, or the role may not write them; the DBA must act."""
@@ -81,6 +91,8 @@ def ensure_schema(conn: Any) -> None:
             (SCHEMA,),
         )
         if cur.fetchone()[0]:
+            # held until the commit below: the other runs wait, then find everything in place
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (SCHEMA_LOCK_KEY,))
             cur.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
         else:
             problems = _unusable_columns(cur)
@@ -96,7 +108,7 @@ def ensure_schema(conn: Any) -> None:
 def _unusable_columns(cur: Any) -> list[str]:
     """Each table this DAG writes whose columns are missing or not writable by the current role."""
     problems = []
-    for table, columns in ((SCORECARDS, SCORECARD_COLUMNS), (HISTORY, HISTORY_COLUMNS)):
+    for table, columns in ((SCORECARDS, SCORECARD_COLUMNS), (HISTORY, HISTORY_COLUMNS), (UNSCORED, UNSCORED_COLUMNS)):
         cur.execute(
             "SELECT wanted.name, a.attname IS NOT NULL, a.attname IS NOT NULL "  # a privilege list means "any of"
             "AND has_column_privilege(c.oid, a.attnum, 'SELECT') AND has_column_privilege(c.oid, a.attnum, 'INSERT') "
@@ -117,39 +129,70 @@ def _unusable_columns(cur: Any) -> list[str]:
             problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table}")
         elif denied:
             problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table} column(s) {', '.join(denied)}")
-    cur.execute("SELECT has_table_privilege(to_regclass(%s), 'DELETE')", (f"{SCHEMA}.{SCORECARDS}",))
-    if cur.fetchone()[0] is False:  # stale scorecards of a re-run day are deleted
-        problems.append(f"no DELETE on {SCHEMA}.{SCORECARDS}")
+    for table in (SCORECARDS, UNSCORED):  # stale rows of a re-run day are deleted
+        cur.execute("SELECT has_table_privilege(to_regclass(%s), 'DELETE')", (f"{SCHEMA}.{table}",))
+        if cur.fetchone()[0] is False:
+            problems.append(f"no DELETE on {SCHEMA}.{table}")
     return problems
 
 
 def write_run(
-    conn: Any, *, vbr_host: str, analysis_date: date, history: pd.DataFrame, scorecards: pd.DataFrame
+    conn: Any,
+    *,
+    vbr_host: str,
+    analysis_date: date,
+    history: pd.DataFrame,
+    scorecards: pd.DataFrame,
+    unscored: pd.DataFrame | None = None,
 ) -> dict[str, int]:
-    """Write one host's day in a single transaction: history upserted, scorecards replaced.
+    """Write one host's day in a single transaction: history upserted, scorecards and unscored jobs replaced.
 
     Scorecards of that host and day that this run no longer produces (a job that fell
-    below ``min_sessions`` on a re-run) are deleted, so the table always says what the
-    latest run of the day found. Returns the row counts written.
+    below ``min_sessions`` on a re-run) are deleted, and so are unscored-job rows of jobs
+    now scored: both tables always say what the latest run of the day found. ``unscored``
+    holds ``job_id``, ``job_name``, ``sessions_found``, ``sessions_needed`` and ``reason``.
+    Returns the row counts written.
     """
+    unscored = _unscored_rows(unscored, vbr_host, analysis_date)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{SCHEMA}:{vbr_host}",))
             history_rows = _merge(cur, HISTORY, HISTORY_COLUMNS, HISTORY_KEY, in_key_order(history))
             scorecard_rows = _merge(cur, SCORECARDS, SCORECARD_COLUMNS, SCORECARD_KEY, scorecards)
-            cur.execute(
-                sql.SQL(
-                    "DELETE FROM {table} AS t WHERE t.vbr_host = %s AND t.analysis_date = %s "
-                    "AND NOT (t.job_id = ANY(%s::text[]))"
-                ).format(table=sql.Identifier(SCHEMA, SCORECARDS)),
-                (vbr_host, analysis_date, [str(job_id) for job_id in scorecards["job_id"]]),
-            )
-            stale = cur.rowcount
+            stale = _delete_other_jobs(cur, SCORECARDS, vbr_host, analysis_date, scorecards["job_id"])
+            unscored_rows = _merge(cur, UNSCORED, UNSCORED_COLUMNS, UNSCORED_KEY, unscored)
+            _delete_other_jobs(cur, UNSCORED, vbr_host, analysis_date, unscored["job_id"])
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
-    return {"history_rows": history_rows, "scorecard_rows": scorecard_rows, "stale_scorecards_deleted": stale}
+    return {
+        "history_rows": history_rows,
+        "scorecard_rows": scorecard_rows,
+        "stale_scorecards_deleted": stale,
+        "unscored_jobs": unscored_rows,
+    }
+
+
+def _unscored_rows(unscored: pd.DataFrame | None, vbr_host: str, analysis_date: date) -> pd.DataFrame:
+    """The unscored jobs as rows of ``feature3.unscored_jobs`` (host and day added)."""
+    if unscored is None or unscored.empty:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in UNSCORED_COLUMNS})
+    rows = unscored.assign(vbr_host=vbr_host, analysis_date=analysis_date)
+    rows["job_id"] = rows["job_id"].astype(str)
+    return rows[list(UNSCORED_COLUMNS)].reset_index(drop=True)
+
+
+def _delete_other_jobs(cur: Any, table: str, vbr_host: str, analysis_date: date, job_ids: pd.Series) -> int:
+    """Delete the host's rows of that day in ``table`` whose job is not in ``job_ids``; how many."""
+    cur.execute(
+        sql.SQL(
+            "DELETE FROM {table} AS t WHERE t.vbr_host = %s AND t.analysis_date = %s "
+            "AND NOT (t.job_id = ANY(%s::text[]))"
+        ).format(table=sql.Identifier(SCHEMA, table)),
+        (vbr_host, analysis_date, [str(job_id) for job_id in job_ids]),
+    )
+    return int(cur.rowcount)
 
 
 def in_key_order(history: pd.DataFrame) -> pd.DataFrame:

@@ -3,3 +3,4 @@
 SCHEMA = "feature3"
 SCORECARDS = "metrics_storage_efficiency"
 HISTORY = "storage_efficiency_history"
+UNSCORED = "unscored_jobs"

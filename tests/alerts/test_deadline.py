@@ -32,8 +32,11 @@ def test_deadline_interval_comes_from_the_environment(monkeypatch):
     }
 
 
-def test_deadline_defaults_to_six_hours_and_zero_turns_it_off(monkeypatch):
+def test_deadline_is_off_unless_configured_and_zero_turns_it_off(monkeypatch):
+    """Off by default: `airflow dags test` of a DAG with a deadline exits 1 on Airflow 3.3 (apache/airflow#73428)."""
     monkeypatch.delenv(DEADLINE_ENV, raising=False)
+    assert not load_dag().deadline
+    monkeypatch.setenv(DEADLINE_ENV, "360")
     assert [alert.interval for alert in load_dag().deadline] == [timedelta(hours=6)]
     monkeypatch.setenv(DEADLINE_ENV, "0")
     assert not load_dag().deadline

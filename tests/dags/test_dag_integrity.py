@@ -55,8 +55,8 @@ def test_param_defaults_are_the_spec_and_valid(dag):
     params = dag.params
     params.validate()  # every default satisfies its own schema
     defaults = {name: params[name] for name in params}
-    assert defaults["collector"] == "replay"
-    assert defaults["lookback_days"] == 30 and defaults["min_sessions"] == 30
+    assert defaults["collector"] == "replay"  # tests/conftest.py sets VEEAM_COLLECTOR as a deployment would
+    assert defaults["lookback_days"] == 35 and defaults["min_sessions"] == 30
     assert defaults["target_dedup_factor"] == 2.5 and defaults["target_compression_factor"] == 1.8
     assert defaults["price_per_tb_usd"] == 100
     weights = [defaults[f"weight_{n}"] for n in ("dedup", "compression", "trend", "consistency", "anomaly")]

@@ -44,7 +44,13 @@ LONG_RUNNING = ("postgres", "redis", *(s for s in AIRFLOW_SERVICES if s != "airf
 CODE_MOUNTS = ("/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include")
 XCOM_BACKEND = "airflow.providers.common.io.xcom.backend.XComObjectStorageBackend"
 CONNECTION_VARS = ("AIRFLOW_CONN_POSTGRES_DEFAULT", "AIRFLOW_CONN_VBR_SSH", "AIRFLOW_CONN_SMTP_DEFAULT")
-DAG_VARS = ("VEEAM_REPLAY_DIR", "VEEAM_ALERT_EMAILS")
+DAG_VARS = (
+    "VEEAM_COLLECTOR",
+    "VEEAM_VBR_HOSTS",
+    "VEEAM_REPLAY_DIR",
+    "VEEAM_ALERT_RECIPIENTS",
+    "VEEAM_RUN_DEADLINE_MINUTES",
+)
 PROFILES = ("debug", "flower")  # so that Compose v2 renders the optional services too
 
 
@@ -286,6 +292,8 @@ def test_connections_and_dag_settings_on_every_airflow_service(config: dict, env
     assert str(ssh["extra"].get("no_host_key_check", False)).lower() == "false"
 
     assert env["VEEAM_REPLAY_DIR"] == "/opt/airflow/include/sample_data"
+    assert env["VEEAM_COLLECTOR"] == "ssh"  # a deployed stack collects from its VBR server, never the samples
+    assert int(env["VEEAM_RUN_DEADLINE_MINUTES"]) > 0
 
 
 def test_results_database_init_script_is_mounted(config: dict) -> None:

@@ -30,7 +30,7 @@ def run_dag(
     logical_date: datetime,
     conf: dict[str, Any] | None = None,
 ) -> dict[str, str]:
-    """One ``dag.test()`` run; returns ``{task_id[map_index]: state}``."""
+    """One ``dag.test()`` run; returns ``{task_id[map_index]: state}`` and the run's own state as ``run``."""
     monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", results_dsn)
     monkeypatch.setenv("VEEAM_REPLAY_DIR", str(replay_dir))
     dag = load_dag()
@@ -38,10 +38,11 @@ def run_dag(
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        return {
+        states = {
             f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state)
             for ti in run.get_task_instances(session=session)
         }
+    return {**states, "run": str(run.state)}
 
 
 def write_document(directory: Path, name: str, document: dict[str, Any]) -> Path:

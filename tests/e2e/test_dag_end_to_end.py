@@ -17,7 +17,7 @@ WINDOW_START = datetime(2026, 9, 1, tzinfo=UTC)
 WINDOW_END = datetime(2026, 11, 27, tzinfo=UTC)
 RUN_DATE = datetime(2026, 11, 27, tzinfo=UTC)  # manual run: the data interval ends here
 HOSTILE_NAMES = [
-    'O\'Brien "SQL"; DROP TABLE feature3.metrics_storage_efficiency; --',
+    "O'Brien \"SQL\"; DROP TABLE feature3.metrics_storage_efficiency; --",
     "$(rm -rf /) `id` & | > <",
     "Zürich – 東京 バックアップ 🚀",
     "back\\slash\ttab",
@@ -81,13 +81,9 @@ def test_same_day_twice_gives_identical_tables(monkeypatch, results_db, replay_d
     write_document(replay_dir, "vbr01", sample("vbr01.example.local", seed=3))
 
     run_dag(monkeypatch, results_dsn=results_db, replay_dir=replay_dir, logical_date=RUN_DATE)
-    first = {
-        table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")
-    }
+    first = {table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")}
     run_dag(monkeypatch, results_dsn=results_db, replay_dir=replay_dir, logical_date=RUN_DATE)
-    second = {
-        table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")
-    }
+    second = {table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")}
 
     assert first["metrics_storage_efficiency"], "the first run wrote no scorecards"
     assert first == second
@@ -161,10 +157,7 @@ def test_hostile_job_names_survive_verbatim(monkeypatch, results_db, replay_dir)
     assert set(states.values()) == {"success"}, states
     stored = {row[0] for row in fetch(results_db, "SELECT DISTINCT job_name FROM feature3.storage_efficiency_history")}
     assert stored == set(HOSTILE_NAMES)
-    scored = {
-        row[0]
-        for row in fetch(results_db, "SELECT job_name FROM feature3.metrics_storage_efficiency WHERE scope='job'")
-    }
+    scored = {row[0] for row in fetch(results_db, "SELECT job_name FROM feature3.metrics_storage_efficiency WHERE scope='job'")}
     assert scored and scored <= set(HOSTILE_NAMES)
 
 

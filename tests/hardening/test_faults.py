@@ -175,9 +175,7 @@ def test_two_loads_of_the_same_day_at_once_equal_one(private_pg):
         start.wait()
         while any(writer.is_alive() for writer in writers):
             waited = waited or bool(
-                watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[
-                    0
-                ]
+                watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]
             )
             time.sleep(0.002)
     for writer in writers:

@@ -195,9 +195,9 @@ def test_hostile_values_from_the_vbr_server_are_stored_verbatim(monkeypatch, res
     assert fetch(results_db, "SELECT DISTINCT job_type FROM feature3.storage_efficiency_history") == [
         ("Backup'); DELETE FROM feature3.storage_efficiency_history; --",)
     ]
-    in_window = fetch(results_db, "SELECT count(*) FROM feature3.storage_efficiency_history WHERE vbr_host = %s", host)[
-        0
-    ][0]
+    in_window = fetch(
+        results_db, "SELECT count(*) FROM feature3.storage_efficiency_history WHERE vbr_host = %s", host
+    )[0][0]
     assert in_window > 0
     scored = fetch(results_db, "SELECT DISTINCT vbr_host FROM feature3.metrics_storage_efficiency")
     assert scored == [(host,)]  # the table the host name tried to drop is there, with its rows

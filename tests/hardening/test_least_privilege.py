@@ -68,7 +68,11 @@ def test_dag_loads_as_the_loader_role(monkeypatch, loader_db, tmp_path):
     replay = tmp_path / "replay"
     write_document(replay, "vbr01", _document("vbr01.example.local", 21))
 
-    states = run_dag(monkeypatch, results_dsn=loader_db.loader_dsn, replay_dir=replay, logical_date=RUN_DATE)
+    # min_sessions 60: one job (77 sessions) is scored, three (40) are not: the loader writes all three tables
+    states = run_dag(
+        monkeypatch, results_dsn=loader_db.loader_dsn, replay_dir=replay, logical_date=RUN_DATE,
+        conf={"min_sessions": 60},
+    )  # fmt: skip
 
     assert set(states.values()) == {"success"}, states
     assert fetch(
@@ -76,6 +80,7 @@ def test_dag_loads_as_the_loader_role(monkeypatch, loader_db, tmp_path):
         "SELECT count(*) > 0, count(DISTINCT vbr_host) FROM feature3.storage_efficiency_history",
     ) == [(True, 1)]
     assert fetch(loader_db.admin_dsn, "SELECT count(*) > 0 FROM feature3.metrics_storage_efficiency") == [(True,)]
+    assert fetch(loader_db.admin_dsn, "SELECT count(*) > 0 FROM feature3.unscored_jobs") == [(True,)]
     # the loader cannot log in without its password (pg_hba: scram), so the DAG used it
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(loader_db.loader_dsn.replace("Kx9", "Kx8"), connect_timeout=5).close()
@@ -125,12 +130,15 @@ def test_ensure_schema_as_the_loader_checks_instead_of_creating(loader_db):
     with psycopg.connect(loader_db.admin_dsn, autocommit=True) as admin:
         admin.execute("DROP TABLE feature3.storage_efficiency_history")
         admin.execute("REVOKE DELETE ON feature3.metrics_storage_efficiency FROM veeam_efficiency_loader")
+        admin.execute("REVOKE DELETE, INSERT ON feature3.unscored_jobs FROM veeam_efficiency_loader")
         admin.execute("REVOKE UPDATE ON feature3.metrics_storage_efficiency FROM veeam_efficiency_loader")
     with loader_db.loader_connect() as conn, pytest.raises(storage.SchemaNotReady) as refused:
         storage.ensure_schema(conn)
     message = str(refused.value)
     assert "table feature3.storage_efficiency_history is missing" in message
     assert "no DELETE on feature3.metrics_storage_efficiency" in message
+    assert "no DELETE on feature3.unscored_jobs" in message  # a re-run replaces the day's unscored jobs
+    assert "no SELECT, INSERT and UPDATE on feature3.unscored_jobs;" in message
     assert (
         "no SELECT, INSERT and UPDATE on feature3.metrics_storage_efficiency;" in message
     )  # SELECT alone is not enough

@@ -31,7 +31,7 @@ def test_defaults_are_the_specification() -> None:
     assert settings.trend_min_change == 0.05
     assert settings.high_variance_cv == 0.25
     assert (settings.min_factor, settings.max_factor) == (0.1, 100.0)
-    assert settings.lookback_days == 30
+    assert settings.lookback_days == 35
 
 
 def test_weights_must_sum_to_one() -> None:
@@ -91,7 +91,7 @@ def test_param_specs_integer_and_number_fields() -> None:
     assert set(specs) == set(AnalysisSettings.model_fields)
     lookback = specs["lookback_days"]
     assert lookback["type"] == "integer"
-    assert (lookback["minimum"], lookback["maximum"], lookback["default"]) == (1, 730, 30)
+    assert (lookback["minimum"], lookback["maximum"], lookback["default"]) == (1, 730, 35)
     assert lookback["description"]
     weight = specs["weight_dedup"]
     assert weight["type"] == "number"
@@ -115,8 +115,8 @@ def test_param_specs_array_field() -> None:
     assert hosts["maxItems"] == 500
     assert hosts["description"]
     collector = specs["collector"]
-    assert collector["enum"] == ["replay", "ssh", "local"]
-    assert collector["default"] == "replay"
+    assert collector["enum"] == ["", "ssh", "local", "replay"]
+    assert collector["default"] == "replay"  # env VEEAM_COLLECTOR, set by tests/conftest.py
     timeout = specs["collector_timeout_minutes"]
     assert (timeout["type"], timeout["minimum"], timeout["maximum"], timeout["default"]) == ("integer", 1, 720, 30)
 

@@ -77,7 +77,7 @@ def _rows(conn: psycopg.Connection[Any], table: str = f"{storage.SCHEMA}.{storag
 def test_binary_copy_stores_what_the_text_format_stores(conn: psycopg.Connection[Any]) -> None:
     history = _history(300)
     counts = storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=history, scorecards=NO_CARDS)
-    assert counts == {"history_rows": 300, "scorecard_rows": 0, "stale_scorecards_deleted": 0}
+    assert counts == {"history_rows": 300, "scorecard_rows": 0, "stale_scorecards_deleted": 0, "unscored_jobs": 0}
     names = sql.SQL(", ").join(map(sql.Identifier, storage.HISTORY_COLUMNS))
     conn.execute(
         f"CREATE TEMP TABLE text_copy (LIKE {storage.SCHEMA}.{storage.HISTORY})"
@@ -167,11 +167,11 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
 
         storage.ensure_schema(conn)
         collations = _key_collations(conn)
-        assert len(collations) == 5 and set(collations.values()) == {"C"}, collations
+        assert len(collations) == 7 and set(collations.values()) == {"C"}, collations  # with unscored_jobs
         converted = _index_files(conn)
         assert set(converted) == set(old_indexes) - {"storage_efficiency_history_job_time_idx"}  # dropped
         rebuilt = {name for name in converted if converted[name] != old_indexes[name]}
-        assert rebuilt == {"metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey"}  # not the date one
+        assert rebuilt == {"metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey", "unscored_jobs_pkey"}
         assert _rows(conn) == before
 
         storage.ensure_schema(conn)  # already converted: no rebuild
