@@ -237,8 +237,8 @@ def report(real: dict[str, Any] | None, synthetic: dict[str, Any], seconds: dict
     lines = [
         SECTION,
         "",
-        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (took {took / 60:.1f} min); command: "
-        "`python -m bench.change_points` (from the repository root)",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (took {took / 60:.1f} min, on a machine shared with "
+        "other test runs); command: `python -m bench.change_points --no-cost --series 400` (from the repository root)",
         f"- Detector: `change_points.py` (ruptures KernelCPD, linear kernel, per job and backup kind); "
         f"MIN_SHIFT {cp.MIN_SHIFT:.0%}, MIN_Z {cp.MIN_Z}, MIN_SEGMENT {cp.MIN_SEGMENT}, MIN_SERIES {cp.MIN_SERIES}",
         "- Method: module docstring of `bench/change_points.py`; thresholds and the noise: docs/context-grade.md",
@@ -251,9 +251,13 @@ def report(real: dict[str, Any] | None, synthetic: dict[str, Any], seconds: dict
         *(rows("real sample, 30-day windows", real) if real else []),
         *rows("synthetic stable, weekly fulls, real residuals", synthetic),
         "",
-        "Cost of `change_points` alone on the synthetic generator's windows: "
-        + ", ".join(f"{int(k):,} sessions {v:.2f} s" for k, v in seconds.items())
-        + " (one ruptures call per job and backup kind; the rest grouped numpy).",
+        (
+            "Cost of `change_points` alone on the synthetic generator's windows: "
+            + ", ".join(f"{int(k):,} sessions {v:.2f} s" for k, v in seconds.items())
+            + " (one ruptures call per job and backup kind; the rest grouped numpy)."
+            if seconds
+            else "Cost not measured in this run (`--no-cost`)."
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -94,5 +94,6 @@ def context_cards(
     return add_context(result.scorecards, sessions, job_settings, settings).set_index("job_id")
 
 
-def raw_daily_gb(n: int, data: float = 100 * GIB, days: int = 30) -> float:
-    return n * data / days / GIB
+def raw_daily_gb(n: int, data: float = 100 * GIB, days: int | None = None) -> float:
+    """GB a day of ``n`` sessions of ``data`` over the window (``lookback_days`` of the default settings)."""
+    return n * data / (days or SETTINGS.lookback_days) / GIB

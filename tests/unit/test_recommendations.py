@@ -14,6 +14,7 @@ from tests.context_sessions import (
     BEST_PRACTICE_DISK,
     DISK,
     GIB,
+    SETTINGS,
     context_cards,
     job_sessions,
     raw_daily_gb,
@@ -126,7 +127,7 @@ def test_large_blocks_on_disk_priced_on_the_incrementals(block_kb: int, growth: 
     found = findings(job_sessions("L", algorithm=kinds), **DISK, block_size_kb=block_kb)
     item = only(found, "LARGE_BLOCKS_ON_DISK")
     increments = kinds.count("Increment")
-    stored_daily = increments * 100 * 0.97 * 0.37 / 30  # GB of incrementals written a day
+    stored_daily = increments * 100 * 0.97 * 0.37 / SETTINGS.lookback_days  # GB of incrementals written a day
     monthly = stored_daily * (1 - 1 / growth) * 30
     assert item["est_monthly_savings_gb"] == pytest.approx(monthly)
     assert item["est_annual_savings_usd"] == pytest.approx(usd(monthly))
