@@ -27,11 +27,12 @@ stop:
 test: venv
 	$(PY) -m pytest -p no:cacheprovider
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 lint: venv
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check plugins dags
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 bench: venv

@@ -49,7 +49,7 @@ SECTION = "## Change points"
 
 def real_sessions() -> pd.DataFrame | None:
     """The real sample's scorable job sessions, or None without the sample."""
-    from tests.realdata import real_sample_csv, real_sample_document
+    from tests.support.realdata import real_sample_csv, real_sample_document
     from veeam_efficiency.columnar import parse_document_columns
     from veeam_efficiency.sessions import window_sessions
     from veeam_efficiency.settings import AnalysisSettings
@@ -185,7 +185,7 @@ def evaluate(
 
 def cost() -> dict[str, float]:
     """Seconds of change_points on synthetic windows of 100k and 1M sessions (1,000 / 10,000 jobs)."""
-    from veeam_efficiency.synthetic import generate_document
+    from tools.synthetic import generate_document
 
     out = {}
     for sessions, jobs in ((100_000, 1_000), (1_000_000, 10_000)):

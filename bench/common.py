@@ -35,7 +35,7 @@ def write_generated(path: Path, sessions: int, jobs: int, host: str = HOST) -> P
     if not path.exists():
         subprocess.run(
             [
-                sys.executable, "-m", "veeam_efficiency.synthetic", "--host", host,
+                sys.executable, "-m", "tools.synthetic", "--host", host,
                 "--jobs", str(jobs), "--sessions", str(sessions),
                 "--start", WINDOW_START.isoformat(), "--end", WINDOW_END.isoformat(),
                 "--seed", str(SEED), "--out", str(path),

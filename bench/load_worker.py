@@ -2,9 +2,11 @@
 
 Builds the DAG's history rows (pipeline.validate -> analyze -> optimize -> history_table,
 untimed), then writes them four ways, each into its own fresh database: the project's
-``storage.write_run`` (and a second time, onto the full table), Airflow's
-``PostgresHook.insert_rows`` upsert, a raw binary ``COPY`` of exactly the bytes write_run
-sends, and a raw text ``COPY`` of what ``copy_text_chunks`` produces. Set AIRFLOW_HOME before running (bench.__main__ does).
+``storage.write_run`` (and a second time, onto the full table), ``write_run`` with its
+savepoint key probe switched off (every row through the temp table and ``INSERT ... ON
+CONFLICT``, what the probe saves a new day), Airflow's ``PostgresHook.insert_rows`` upsert,
+and a raw binary ``COPY`` of exactly the bytes write_run sends. Set AIRFLOW_HOME before
+running (bench.__main__ does).
 """
 
 from __future__ import annotations
@@ -87,22 +89,18 @@ def main() -> None:
     args = parser.parse_args()
 
     import psycopg
+    from psycopg import sql
 
-    from veeam_efficiency import payload
+    from veeam_efficiency import payload, storage
     from veeam_efficiency.copy_binary import binary_copy
-    from veeam_efficiency.storage import (
-        HISTORY,
-        HISTORY_COLUMNS,
-        SCORECARD_COLUMNS,
-        _column_types,
-        copy_text_chunks,
-        in_key_order,
-        write_run,
-    )
+    from veeam_efficiency.storage import in_key_order, write_run
+    from veeam_efficiency.tables import HISTORY_TABLE, SCORECARD_TABLE
 
     history, host, day = history_rows(args.doc)
     rows = len(history)
-    no_scorecards = payload.from_records([], SCORECARD_COLUMNS)  # history only: the three methods write the same rows
+    no_scorecards = payload.from_records(
+        [], SCORECARD_TABLE.kinds
+    )  # history only: the three methods write the same rows
     result: dict[str, Any] = {"rows": rows}
     made: list[str] = []
 
@@ -130,6 +128,33 @@ def main() -> None:
                 second = time.perf_counter() - start
         return first, second, done(dsn)
 
+    def time_write_run_without_probe() -> tuple[float, int]:
+        """write_run into a fresh database with the key probe answering "a key exists": the staged path."""
+        dsn = fresh()
+        probe = storage._any_key_exists
+        storage._any_key_exists = lambda *args, **kwargs: True  # type: ignore[assignment]
+        try:
+            with psycopg.connect(dsn) as conn:
+                start = time.perf_counter()
+                write_run(conn, vbr_host=host, analysis_date=day, history=history, scorecards=no_scorecards)
+                staged = time.perf_counter() - start
+        finally:
+            storage._any_key_exists = probe  # type: ignore[assignment]
+        return staged, done(dsn)
+
+    def time_probe_on_full_table() -> float:
+        """The probe's own cost when every key is there (a re-run): one indexed look-up of up to 1000 keys."""
+        dsn = fresh()
+        with psycopg.connect(dsn) as conn:
+            write_run(conn, vbr_host=host, analysis_date=day, history=history, scorecards=no_scorecards)
+            target = sql.Identifier(*TABLE.split("."))
+            with conn.cursor() as cur:
+                start = time.perf_counter()
+                assert storage._any_key_exists(cur, target, HISTORY_TABLE.key, in_key_order(history))
+                probe_s = time.perf_counter() - start
+        done(dsn)
+        return probe_s
+
     def time_raw_binary_copy() -> tuple[float, float, float, int]:
         """Exactly the bytes write_run streams (rows in primary-key order) straight into the empty table.
 
@@ -137,8 +162,7 @@ def main() -> None:
         """
         dsn = fresh()
         with psycopg.connect(dsn) as conn:
-            with conn.cursor() as cur:
-                pg_types = _column_types(cur, HISTORY, HISTORY_COLUMNS)
+            pg_types = HISTORY_TABLE.pg_types
             start = time.perf_counter()
             order, chunks_iter = binary_copy(in_key_order(history), pg_types)
             chunks = list(chunks_iter)
@@ -161,7 +185,7 @@ def main() -> None:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         hook = PostgresHook(postgres_conn_id="bench_pg")
-        target = list(HISTORY_COLUMNS)
+        target = list(HISTORY_TABLE.names)
         sample = min(rows, args.insert_rows_sample)
         start = time.perf_counter()
         tuples = python_rows(history.iloc[:sample], target)
@@ -212,23 +236,9 @@ def main() -> None:
             result["raw_binary_copy_rows"],
         ) = time_raw_binary_copy()  # fmt: skip
 
-        # (3) raw COPY of the text copy_text_chunks makes, in the frame's order, straight into the
-        # empty table (the path before binary COPY); serialisation timed apart
-        start = time.perf_counter()
-        chunks = list(copy_text_chunks(history, HISTORY_COLUMNS))
-        result["serialise_s"] = time.perf_counter() - start
-        result["copy_text_mb"] = sum(len(chunk.encode()) for chunk in chunks) / 1e6
-        dsn = fresh()
-        columns = ", ".join(HISTORY_COLUMNS)
-        with psycopg.connect(dsn) as conn:
-            start = time.perf_counter()
-            with conn.cursor() as cur, cur.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
-                for chunk in chunks:
-                    copy.write(chunk)
-            conn.commit()
-            result["raw_copy_s"] = time.perf_counter() - start
-        result["raw_copy_rows"] = done(dsn)
-        del chunks
+        # (1b) the savepoint key probe: what it saves on a new day, and what it costs on a re-run
+        result["write_run_no_probe_s"], result["write_run_no_probe_rows"] = time_write_run_without_probe()
+        result["probe_full_table_s"] = time_probe_on_full_table()
 
         # (2) Airflow's PostgresHook.insert_rows upsert
         inserted = time_insert_rows()
@@ -240,16 +250,20 @@ def main() -> None:
 
         # more rounds of the three compared methods, interleaved, for medians
         rounds = {"write_run_s": [result["write_run_s"]], "raw_binary_copy_s": [result["raw_binary_copy_s"]],
-                  "insert_rows_s": [result["insert_rows_s"]]}  # fmt: skip
+                  "insert_rows_s": [result["insert_rows_s"]],
+                  "write_run_no_probe_s": [result["write_run_no_probe_s"]]}  # fmt: skip
         for _ in range(args.repeat):
             rounds["write_run_s"].append(time_write_run()[0])
+            rounds["write_run_no_probe_s"].append(time_write_run_without_probe()[0])
             rounds["raw_binary_copy_s"].append(time_raw_binary_copy()[1])
             rounds["insert_rows_s"].append(time_insert_rows()["s"])
         result["rounds"] = rounds
     finally:
         for name in made:
             drop_database(name)
-    assert result["write_run_rows"] == result["raw_copy_rows"] == result["raw_binary_copy_rows"] == rows, result
+    assert result["write_run_rows"] == result["write_run_no_probe_rows"] == result["raw_binary_copy_rows"] == rows, (
+        result
+    )
     assert not math.isnan(result["insert_rows_s"])
     emit(result)
 

@@ -19,7 +19,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from veeam_efficiency.assets import SCORECARDS, SCORECARDS_ALIAS
+from veeam_efficiency.airflow.assets import SCORECARDS, SCORECARDS_ALIAS
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from veeam_efficiency.assets import OUTLETS
-from veeam_efficiency.notifications import TaskFailureAlert, run_deadline
+from veeam_efficiency.airflow.assets import OUTLETS
+from veeam_efficiency.airflow.errors import fail_or_retry
+from veeam_efficiency.airflow.notifiers import TaskFailureAlert, run_deadline
+from veeam_efficiency.collectors.errors import CollectorConfigError
 from veeam_efficiency.settings import (
     AlertSettings,
     AnalysisSettings,
@@ -51,17 +52,12 @@ LARGE_RESULT: dict[str, Any] = {"multiple_outputs": False, "show_return_value_in
 
 
 def _settings(params: dict[str, Any] | None = None) -> tuple[CollectionSettings, AnalysisSettings]:
-    """Params as validated settings; a bad combination fails the run without retries."""
-    from pydantic import ValidationError
-
-    try:
-        AlertSettings.model_validate(dict(params or {}))  # a bad recipient fails the run before collecting
-        collection = CollectionSettings.model_validate(dict(params or {}))
-        analysis = AnalysisSettings.model_validate(dict(params or {}))
-    except ValidationError as exc:
-        raise AirflowFailException(f"invalid Params: {exc}") from None
+    """Params as validated settings; a bad combination or no collector raises (``fail_or_retry`` fails the run)."""
+    AlertSettings.model_validate(dict(params or {}))  # a bad recipient fails the run before collecting
+    collection = CollectionSettings.model_validate(dict(params or {}))
+    analysis = AnalysisSettings.model_validate(dict(params or {}))
     if not collection.collector:  # never fall back to the bundled samples
-        raise AirflowFailException(no_collector_message())
+        raise CollectorConfigError(no_collector_message())
     return collection, analysis
 
 
@@ -100,43 +96,35 @@ def veeam_storage_efficiency() -> None:
 
         from veeam_efficiency.storage import ensure_schema
 
-        collection, _ = _settings(params)
-        with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
-            ensure_schema(conn)
+        with fail_or_retry():
+            collection, _ = _settings(params)
+            with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
+                ensure_schema(conn)
 
     @task
     def list_vbr_hosts(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
         """The VBR servers (or replay files, one per server) this run collects from."""
         from veeam_efficiency.collectors.replay import replay_files
-        from veeam_efficiency.contract import ContractError
 
-        collection, _ = _settings(params)
-        if collection.collector == "replay":
-            try:
+        with fail_or_retry():
+            collection, _ = _settings(params)
+            if collection.collector == "replay":
                 return [
                     {"vbr_host": path.stem, "replay_file": str(path)} for path in replay_files(collection.replay_path)
                 ]
-            except ContractError as exc:
-                raise AirflowFailException(str(exc)) from None
-        return [{"vbr_host": host} for host in collection.vbr_hosts or [""]]
+            return [{"vbr_host": host} for host in collection.vbr_hosts or [""]]
 
     @task(map_index_template="{{ vbr_host }}", **LARGE_RESULT)
     def collect(
         target: dict[str, str], params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> str:
         """Run the collector for one VBR server over the run's window; returns the contract JSON."""
-        from veeam_efficiency.collection import collect_document
-        from veeam_efficiency.collectors.errors import CollectorError
-        from veeam_efficiency.contract import ContractError
+        from veeam_efficiency.airflow.collect import collect_document
 
         get_current_context()["vbr_host"] = target["vbr_host"] or "connection host"  # type: ignore[typeddict-unknown-key]
-        collection, _ = _settings(params)
-        try:
+        with fail_or_retry():
+            collection, _ = _settings(params)
             return collect_document(target, collection, _window(params, data_interval_end))
-        except ContractError as exc:
-            raise AirflowFailException(str(exc)) from None
-        except CollectorError as exc:
-            raise AirflowException(str(exc)) from None  # transient: retried with backoff
 
     @task(retries=0, **LARGE_RESULT)
     def validate(
@@ -144,42 +132,36 @@ def veeam_storage_efficiency() -> None:
     ) -> dict[str, Any]:
         """Check the collector contract and keep the window's sessions, each with why it can't be scored."""
         from veeam_efficiency import pipeline
-        from veeam_efficiency.contract import ContractError
 
-        _, settings = _settings(params)
-        try:
+        with fail_or_retry():
+            _, settings = _settings(params)
             return pipeline.validate(raw_document, _window(params, data_interval_end), settings)
-        except ContractError as exc:
-            raise AirflowFailException(str(exc)) from None
 
-    @task.branch(retries=0)
-    def sufficient(validated: dict[str, Any]) -> list[str]:
-        """Analyze only when some job has `min_sessions` scorable sessions; the history is loaded either way."""
+    @task(retries=0)
+    def sufficient(validated: dict[str, Any]) -> None:
+        """Skipped when no job has `min_sessions` scorable sessions: analyze and optimize skip with it, load still runs."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from veeam_efficiency.pipeline import has_qualifying_jobs
 
-        if has_qualifying_jobs(validated):
-            return [f"{GROUP}.analyze", f"{GROUP}.load"]
-        return [f"{GROUP}.load"]
+        if not has_qualifying_jobs(validated):
+            raise AirflowSkipException("no job has enough scorable sessions in the window")
 
     @task(retries=0, **LARGE_RESULT)  # deterministic: a retry would fail the same way
     def analyze(validated: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Score each qualifying job: the five component scores, overall, grade, trend, anomalies."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from veeam_efficiency import pipeline
 
-        # The branch's skip can miss a mapped task instance that is expanded after it
-        # (seen on Airflow 3.3 in mapped task groups), so the condition is checked here too.
-        if not validated["qualifying_job_ids"]:
-            raise AirflowSkipException("no job has enough scorable sessions in the window")
-        return pipeline.analyze(validated, _settings(params)[1])
+        with fail_or_retry():
+            return pipeline.analyze(validated, _settings(params)[1])
 
     @task(retries=0, **LARGE_RESULT)
     def optimize(analysis: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Add the storage and money each job wastes against the target dedup and compression."""
         from veeam_efficiency import pipeline
 
-        return pipeline.optimize(analysis, _settings(params)[1])
+        with fail_or_retry():
+            return pipeline.optimize(analysis, _settings(params)[1])
 
     @task(trigger_rule="none_failed", outlets=OUTLETS, multiple_outputs=False)
     def load(
@@ -192,34 +174,34 @@ def veeam_storage_efficiency() -> None:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         from veeam_efficiency import pipeline
-        from veeam_efficiency.assets import announce
+        from veeam_efficiency.airflow.assets import announce
 
-        collection, _ = _settings(params)
-        hook = PostgresHook(postgres_conn_id=collection.postgres_conn_id)
-        with hook.get_conn() as conn:
-            written = pipeline.load(conn, validated, optimized)
-        announce(outlet_events, hook.get_connection(collection.postgres_conn_id), written)
-        return written
+        with fail_or_retry():
+            collection, _ = _settings(params)
+            hook = PostgresHook(postgres_conn_id=collection.postgres_conn_id)
+            with hook.get_conn() as conn:
+                written = pipeline.load(conn, validated, optimized)
+            announce(outlet_events, hook.get_connection(collection.postgres_conn_id), written)
+            return written
 
     @task(trigger_rule="all_done", multiple_outputs=False)
     def alert_degraded_jobs(loaded: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """One summary of the jobs this run flagged (hosts that failed have their own failure alert)."""
-        from pydantic import ValidationError
+        from veeam_efficiency.airflow.notifiers import send_degradation_summary
 
-        from veeam_efficiency.notifications import send_degradation_summary
-
-        try:
+        with fail_or_retry():  # bad Params fail at once, not after three retries
             return send_degradation_summary(loaded, params, get_current_context())
-        except ValidationError as exc:  # bad Params fail at once, not after three retries
-            raise AirflowFailException(f"invalid Params: {exc}") from None
 
     @task_group(group_id=GROUP)
     def score_vbr_host(target: dict[str, str]) -> Any:
+        # "Enough sessions?" is one skip: `sufficient` skips itself, Airflow's trigger rules skip
+        # analyze and optimize after it, and load (none_failed) stores the history either way.
+        # Not @task.branch: on Airflow 3.3.2 a branch inside a mapped task group does not skip its
+        # mapped siblings (apache/airflow#67265; docs/branch-in-mapped-task-group.md).
         validated = validate(collect(target))
         analysis = analyze(validated)
-        written = load(validated, optimize(analysis))
-        sufficient(validated) >> [analysis, written]
-        return written
+        sufficient(validated) >> analysis
+        return load(validated, optimize(analysis))
 
     scored = score_vbr_host.expand(target=list_vbr_hosts())
     ensure_results_schema() >> scored

@@ -67,16 +67,45 @@ def drop_database(name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def pytest_configure(config: pytest.Config) -> None:
+# A test needs the PostgreSQL server when it uses one of these fixtures or carries one of
+# these marks; tests/unit needs neither, so it runs with no database reachable.
+POSTGRES_FIXTURES = frozenset({"results_db", "airflow_db"})
+POSTGRES_MARKS = ("postgres", "airflow")
+
+
+def needs_postgres(item: pytest.Item) -> bool:
+    return bool(POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ()))) or any(
+        item.get_closest_marker(mark) for mark in POSTGRES_MARKS
+    )
+
+
+def postgres_unreachable() -> str | None:
+    """Why the shared PostgreSQL server does not answer, or None when it does."""
     try:
-        with admin_connect() as conn:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:
+        return str(exc).strip() or type(exc).__name__
+    return None
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: only the tests that will run count
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail the whole run, loudly and before any test, when a selected test needs PostgreSQL and it is down."""
+    needing = [item for item in items if needs_postgres(item)]
+    if needing and (problem := postgres_unreachable()):
         raise pytest.UsageError(
-            f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({exc}). Start it: "
-            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-        ) from None
-    from tests.pg_cluster import stop_orphaned_clusters
+            f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({problem}), and {len(needing)} selected test(s) "
+            f"need it (e.g. {needing[0].nodeid}). Start it: "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start "
+            "(only tests/unit runs without it)"
+        )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.support.pg_cluster import stop_orphaned_clusters
 
     for root in stop_orphaned_clusters():  # left running by a killed test run
         print(f"stopped the private PostgreSQL cluster a killed test run left in {root}")
@@ -115,8 +144,8 @@ def airflow_db() -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def private_pg() -> Iterator[object]:
-    """A PostgreSQL server of the test's own (tests/pg_cluster.py) that it may stop or kill."""
-    from tests.pg_cluster import private_cluster
+    """A PostgreSQL server of the test's own (tests/support/pg_cluster.py) that it may stop or kill."""
+    from tests.support.pg_cluster import private_cluster
 
     with private_cluster() as cluster:
         yield cluster

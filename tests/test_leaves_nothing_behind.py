@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.pg_cluster import PG_BIN
+from tests.support.pg_cluster import PG_BIN
 
 pytestmark = [pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[1]
 LEAVE_A_CLUSTER = (
-    "from tests.pg_cluster import PrivateCluster\n"
+    "from tests.support.pg_cluster import PrivateCluster\n"
     "cluster = PrivateCluster()\n"
     "cluster.start()\n"
     "print(cluster.root)\n"  # and exit without destroying it, as a killed run would

@@ -16,7 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-FLAGS_ALERTED = ("CRITICAL_ANOMALIES", "DEGRADING_TREND", "MISCONFIGURED", "LEVEL_SHIFT")
+from veeam_efficiency.tables import CRITICAL_ANOMALIES, DEGRADING_TREND, FLAGS_ALERTED, LEVEL_SHIFT, MISCONFIGURED
+
+__all__ = ["FLAGS_ALERTED", "Alert", "degradation_summary", "flagged", "run_deadline_missed", "task_failure"]
+
 SUBJECT_PREFIX = "[Veeam storage efficiency]"
 
 
@@ -80,10 +83,10 @@ def degradation_summary(cards: Iterable[Mapping[str, Any]], *, dag_id: str, run_
     if not rows:
         return None
     rows.sort(key=lambda card: (-_number(card.get("annual_savings_usd")), str(card["vbr_host"]), str(card["job_name"])))
-    degrading = sum("DEGRADING_TREND" in flagged(card) for card in rows)
-    critical = sum("CRITICAL_ANOMALIES" in flagged(card) for card in rows)
-    misconfigured = sum("MISCONFIGURED" in flagged(card) for card in rows)
-    shifted = sum("LEVEL_SHIFT" in flagged(card) for card in rows)
+    degrading = sum(DEGRADING_TREND in flagged(card) for card in rows)
+    critical = sum(CRITICAL_ANOMALIES in flagged(card) for card in rows)
+    misconfigured = sum(MISCONFIGURED in flagged(card) for card in rows)
+    shifted = sum(LEVEL_SHIFT in flagged(card) for card in rows)
     extra = (f", {misconfigured} misconfigured" if misconfigured else "") + (
         f", {shifted} with a level shift" if shifted else ""
     )

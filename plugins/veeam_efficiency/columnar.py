@@ -18,27 +18,24 @@ from typing import Any
 import msgspec
 import numpy as np
 import pandas as pd
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from veeam_efficiency.contract import (
-    _ADAPTER,
+    DOCUMENT_ADAPTER,
     SESSION_FIELDS,
+    SESSIONS_ADAPTER,
     CollectorDocument,
-    Session,
-    _check_document,
+    check_document,
     parse_document,
 )
+from veeam_efficiency.tables import SESSION_RECORD
 
 CHUNK = 50_000
-TIME_FIELDS = ("creation_time", "end_time")
-INT_FIELDS = (
-    "data_size_bytes", "backup_size_bytes", "read_size_bytes", "transferred_size_bytes",
-    "dedup_ratio_raw", "compress_ratio_raw",
-)  # fmt: skip
-# few distinct values per server: each distinct text is kept once, not once per session
-REPEATED_TEXT = ("job_id", "job_name", "job_type", "algorithm", "result")
+KINDS = SESSION_RECORD.kinds
+# every text but the session's own id has few distinct values per server: each is kept once
+REPEATED_TEXT = frozenset(name for name, kind in KINDS.items() if kind == "text" and name not in SESSION_RECORD.key)
+DTYPES: dict[str, Any] = {"time": "datetime64[us]", "int": np.int64, "bool": bool, "text": object}
 
-_SESSIONS: TypeAdapter[list[Session]] = TypeAdapter(list[Session])
 _FIELD_VALUES = itemgetter(*SESSION_FIELDS)
 
 
@@ -62,7 +59,7 @@ def parse_document_columns(text: str | bytes) -> CollectorDocument:
         document = None
     if document is None:
         return _from_records(parse_document(text))  # raises the same ContractError, or agrees
-    _check_document(document)
+    check_document(document)
     return document
 
 
@@ -72,11 +69,11 @@ def _columns_or_none(data: bytes) -> CollectorDocument | None:
         return None
     sessions = msgspec.json.decode(top.pop("sessions"), type=list[msgspec.Raw])
     header = b",".join(msgspec.json.encode(key) + b":" + bytes(raw) for key, raw in top.items())
-    document = _ADAPTER.validate_json(b"{" + header + (b"," if header else b"") + b'"sessions":[]}')
+    document = DOCUMENT_ADAPTER.validate_json(b"{" + header + (b"," if header else b"") + b'"sessions":[]}')
     del top, data
     builder = _ColumnBuilder()
     for start in range(0, len(sessions), CHUNK):
-        chunk = _SESSIONS.validate_json(b"[" + b",".join(sessions[start : start + CHUNK]) + b"]")
+        chunk = SESSIONS_ADAPTER.validate_json(b"[" + b",".join(sessions[start : start + CHUNK]) + b"]")
         builder.add(chunk)
         del chunk
     del sessions
@@ -106,13 +103,12 @@ class _ColumnBuilder:
             self._parts[name].append(self._array(name, values))
 
     def _array(self, name: str, values: tuple[Any, ...]) -> np.ndarray:
-        if name in TIME_FIELDS:
+        kind = KINDS[name]
+        if kind == "time":
             times = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
             return times.dt.tz_localize(None).to_numpy("datetime64[us]")
-        if name in INT_FIELDS:
-            return np.array(values, dtype=np.int64)
-        if name == "is_retry":
-            return np.array(values, dtype=bool)
+        if kind != "text":
+            return np.array(values, dtype=DTYPES[kind])
         if name in REPEATED_TEXT:
             seen = self._distinct[name]
             values = tuple(map(seen.setdefault, values, values))
@@ -121,8 +117,7 @@ class _ColumnBuilder:
         return column
 
     def columns(self) -> dict[str, np.ndarray]:
-        empty = {name: np.empty(0, dtype=object) for name in SESSION_FIELDS}
-        empty |= {name: np.empty(0, dtype="datetime64[us]") for name in TIME_FIELDS}
-        empty |= {name: np.empty(0, dtype=np.int64) for name in INT_FIELDS}
-        empty["is_retry"] = np.empty(0, dtype=bool)
-        return {name: np.concatenate(parts) if parts else empty[name] for name, parts in self._parts.items()}
+        return {
+            name: np.concatenate(parts) if parts else np.empty(0, dtype=DTYPES[KINDS[name]])
+            for name, parts in self._parts.items()
+        }

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from veeam_efficiency import scores
+from veeam_efficiency import scores, tables
 from veeam_efficiency.change_points import change_points
 from veeam_efficiency.expectations import SETTINGS_COLUMNS, expected_factors, kind_sizes
 from veeam_efficiency.optimization import BYTES_PER_GB, DAYS_PER_MONTH, GB_PER_TB, MONTHS_PER_YEAR
 from veeam_efficiency.recommendations import recommend
 from veeam_efficiency.settings import COMPONENTS, AnalysisSettings
+from veeam_efficiency.tables import LEVEL_SHIFT, MISCONFIGURED
 
 # (actual / expected, score): meeting the expectation is 90, 15% above it 100, half of it 0
 CONTEXT_BREAKPOINTS = ((0.5, 0.0), (0.75, 40.0), (0.9, 70.0), (1.0, 90.0), (1.15, 100.0))
@@ -31,13 +32,8 @@ SPOILS = {
     "LARGE_BLOCKS_ON_DISK": "dedup",
     "ENCRYPTION_ON_DEDUP_APPLIANCE": "dedup",
 }
-CONTEXT_FLAGS = ("MISCONFIGURED", "LEVEL_SHIFT")
-CONTEXT_COLUMNS: dict[str, str] = {
-    "context_expected_dedup_factor": "float", "context_expected_compression_factor": "float",
-    "context_score": "float", "context_grade": "text",
-    "attainable_potential_gb": "float", "attainable_annual_savings_usd": "float",
-    "recommendations": "json", "change_point_at": "time", "change_point_shift": "float",
-}  # fmt: skip
+# the scorecard columns this module adds, as the registry declares them (name -> kind)
+CONTEXT_COLUMNS: dict[str, str] = {column.name: column.kind for column in tables.CONTEXT_COLUMNS}
 
 
 def job_settings_frame(jobs: list[dict[str, Any]] | None) -> pd.DataFrame | None:
@@ -91,7 +87,7 @@ def add_context(
         cards[name] = context[name]
     cards["change_point_at"] = pd.to_datetime(cards["change_point_at"], utc=True)
     cards["quality_flags"] = [
-        {**flags, "MISCONFIGURED": bool(bad), "LEVEL_SHIFT": bool(shift)}
+        {**flags, MISCONFIGURED: bool(bad), LEVEL_SHIFT: bool(shift)}
         for flags, bad, shift in zip(cards["quality_flags"], misconfigured, shifted, strict=True)
     ]  # one per scorecard
     return cards

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
+
+from veeam_efficiency.tables import SESSION_RECORD, Column
 
 SCHEMA_VERSION = 1
 MAX_BIGINT = 2**63 - 1  # sizes are stored as PostgreSQL bigint
 MAX_INT = 2**31 - 1  # raw ratios are stored as PostgreSQL integer
+PG_INT_MAX = {"bigint": MAX_BIGINT, "integer": MAX_INT}
 HOST_ROLLUP_JOB_ID = "*"  # job_id of the per-host roll-up scorecard; refused as a real job_id
 
 
@@ -34,8 +37,6 @@ def _utc(value: datetime) -> datetime:
 
 
 UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
-Bytes = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
-RawRatio = Annotated[int, Field(ge=0, le=MAX_INT)]
 _NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
@@ -53,26 +54,32 @@ JobId = Annotated[Identifier, AfterValidator(_not_rollup_id)]
 _STRICT = ConfigDict(strict=True, extra="ignore")  # 96.0 or "96" is not a Veeam ratio
 
 
-class Session(TypedDict):
-    """One job session, with Veeam's own ``BackupStats`` and ``Progress`` figures."""
+def _contract_type(column: Column) -> Any:
+    """What a collector's value of ``column`` must be; every collector number is a size or a
+    raw ratio, so non-negative and within its PostgreSQL type."""
+    if column.values:
+        value: Any = Literal[column.values]
+    elif column.name == "job_id":
+        value = JobId
+    elif column.identifier:
+        value = Identifier
+    else:
+        value = {"text": Text, "bool": bool, "time": UtcTime}.get(column.kind)
+        if column.kind == "int":
+            value = Annotated[int, Field(ge=0, le=PG_INT_MAX[column.pg_type])]
+    if value is None:
+        raise TypeError(f"no contract type for {column}")
+    return value | None if column.nullable else value
 
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
 
-    session_id: Identifier
-    job_id: JobId
-    job_name: Text
-    job_type: Text
-    algorithm: Literal["Full", "Increment", "Synthetic"]
-    result: Literal["Success", "Warning", "Failed"]
-    is_retry: bool
-    creation_time: UtcTime
-    end_time: UtcTime | None
-    data_size_bytes: Bytes
-    backup_size_bytes: Bytes
-    read_size_bytes: Bytes
-    transferred_size_bytes: Bytes
-    dedup_ratio_raw: RawRatio
-    compress_ratio_raw: RawRatio
+if TYPE_CHECKING:
+    Session = dict[str, Any]
+else:
+    # One job session, with Veeam's own ``BackupStats`` and ``Progress`` figures: built from
+    # the column registry, so the contract and the history table cannot drift apart.
+    Session = with_config(_STRICT)(
+        TypedDict("Session", {column.name: _contract_type(column) for column in SESSION_RECORD.columns})
+    )
 
 
 class CollectorDocument(TypedDict):
@@ -90,9 +97,10 @@ class CollectorDocument(TypedDict):
 
 
 DOCUMENT_FIELDS: tuple[str, ...] = tuple(get_type_hints(CollectorDocument))
-SESSION_FIELDS: tuple[str, ...] = tuple(get_type_hints(Session))
+SESSION_FIELDS: tuple[str, ...] = SESSION_RECORD.names
 
-_ADAPTER: TypeAdapter[CollectorDocument] = TypeAdapter(CollectorDocument)
+DOCUMENT_ADAPTER: TypeAdapter[CollectorDocument] = TypeAdapter(CollectorDocument)
+SESSIONS_ADAPTER: TypeAdapter[list[Session]] = TypeAdapter(list[Session])
 
 
 def parse_document(text: str | bytes) -> CollectorDocument:
@@ -110,10 +118,10 @@ def parse_document(text: str | bytes) -> CollectorDocument:
         text = text.decode("utf-8-sig", errors="replace")
     text = text.removeprefix("\ufeff")  # Windows PowerShell 5.1 writes a UTF-8 BOM
     try:
-        document = _ADAPTER.validate_json(text)
+        document = DOCUMENT_ADAPTER.validate_json(text)
     except ValidationError as exc:
         raise ContractError(_describe(exc, text)) from None
-    _check_document(document)
+    check_document(document)
     return document
 
 
@@ -156,7 +164,8 @@ def _short(value: Any, limit: int = 80) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
-def _check_document(document: CollectorDocument) -> None:
+def check_document(document: CollectorDocument) -> None:
+    """The rules a JSON schema cannot say: the window ends after it starts."""
     if document["window_end"] <= document["window_start"]:
         raise ContractError(
             f"field 'window_end': {document['window_end'].isoformat()} is not after "

@@ -32,7 +32,11 @@ INT_RANGE = {"bigint": 2**63, "integer": 2**31, "smallint": 2**15}
 
 
 class NotBinaryCopyable(ValueError):
-    """A value or type this writer does not encode; the caller falls back to the text format."""
+    """A type this writer does not encode, or an integer outside its column's range: the load fails.
+
+    The registry's types are all encodable (``tests/unit/test_tables.py``) and the contract
+    bounds every collected integer, so this is a bug, never a fallback to another format.
+    """
 
 
 def supported(pg_type: str) -> bool:
@@ -44,8 +48,7 @@ def binary_copy(frame: pd.DataFrame, pg_types: dict[str, str], rows: int = 50_00
 
     Returns the column order the data uses (name it in the ``COPY`` statement) and the
     chunks. Raises :class:`NotBinaryCopyable` at once, before any data is produced, for
-    a type it cannot encode or an integer outside its column's range, so the caller can
-    still choose the text format (whose COPY PostgreSQL then rejects with its own error).
+    a type it cannot encode or an integer outside its column's range.
     """
     unsupported = [f"{name} {kind}" for name, kind in pg_types.items() if not supported(kind)]
     if unsupported:

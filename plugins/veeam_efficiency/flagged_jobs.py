@@ -12,8 +12,7 @@ from typing import Any
 
 from psycopg import sql
 
-from veeam_efficiency.alerts import FLAGS_ALERTED
-from veeam_efficiency.tables import SCHEMA, SCORECARDS
+from veeam_efficiency.tables import FLAGS_ALERTED, SCHEMA, SCORECARDS
 
 COLUMNS = (
     "vbr_host", "job_id", "job_name", "analysis_date", "grade", "overall_score", "trend_classification",
@@ -26,7 +25,7 @@ COLUMNS = (
 def job_scorecards(conn: Any, loaded: Iterable[tuple[str, str]], *, flagged_only: bool = False) -> list[dict[str, Any]]:
     """Job scorecards (not the host roll-ups) of the ``(vbr_host, analysis_date)`` pairs.
 
-    ``flagged_only``: just those with a flag of ``alerts.FLAGS_ALERTED`` (CRITICAL_ANOMALIES,
+    ``flagged_only``: just those with a flag of ``tables.FLAGS_ALERTED`` (CRITICAL_ANOMALIES,
     DEGRADING_TREND, MISCONFIGURED, LEVEL_SHIFT). ``change_point_at`` comes back as ISO text.
     """
     pairs = sorted(set(loaded))

@@ -1,8 +1,8 @@
 """Tables as XCom-friendly JSON: columns of plain lists, ISO times, ``None`` for missing.
 
 XCom values must be JSON that PostgreSQL's ``json`` type accepts, so NaN and
-timestamps never travel as such; the column kinds of :mod:`veeam_efficiency.storage`
-say how each column comes back.
+timestamps never travel as such; the column kinds of the registry
+(:mod:`veeam_efficiency.tables`, ``Table.kinds``) say how each column comes back.
 """
 
 from __future__ import annotations

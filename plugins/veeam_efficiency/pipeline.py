@@ -16,25 +16,19 @@ import pandas as pd
 from veeam_efficiency import payload
 from veeam_efficiency.columnar import parse_document_columns
 from veeam_efficiency.context_scores import add_context, job_settings_frame
-from veeam_efficiency.contract import SESSION_FIELDS
 from veeam_efficiency.optimization import add_optimization_potential
 from veeam_efficiency.scorecards import score_window
-from veeam_efficiency.sessions import FACTOR_COLUMNS, job_sufficiency, window_sessions
+from veeam_efficiency.sessions import job_sufficiency, window_sessions
 from veeam_efficiency.settings import AnalysisSettings
-from veeam_efficiency.storage import HISTORY_COLUMNS, SCORECARD_COLUMNS, TOO_FEW_SESSIONS, write_run
+from veeam_efficiency.storage import TOO_FEW_SESSIONS, write_run
+from veeam_efficiency.tables import SCORECARD_TABLE, SESSION_ANOMALIES, WINDOW_SESSIONS
 from veeam_efficiency.window import AnalysisWindow
 
 log = logging.getLogger(__name__)
 
-SESSION_KINDS = {name: HISTORY_COLUMNS[name] for name in (*SESSION_FIELDS, *FACTOR_COLUMNS, "excluded_reason")}
-ANOMALY_KINDS = {
-    "session_id": "text",
-    "is_anomaly": "bool",
-    "is_critical_anomaly": "bool",
-    "anomaly_score": "float",
-    "anomaly_reason": "text",
-}
-SCORECARD_KINDS = SCORECARD_COLUMNS
+SESSION_KINDS: dict[str, str] = dict(WINDOW_SESSIONS.kinds)
+ANOMALY_KINDS: dict[str, str] = dict(SESSION_ANOMALIES.kinds)
+SCORECARD_KINDS: dict[str, str] = dict(SCORECARD_TABLE.kinds)
 
 
 def validate(raw_document: str, window: AnalysisWindow, settings: AnalysisSettings) -> dict[str, Any]:

@@ -17,8 +17,7 @@ from veeam_efficiency.contract import HOST_ROLLUP_JOB_ID
 from veeam_efficiency.grouped_stats import standard_scores, welch_trend
 from veeam_efficiency.sessions import EXCLUSION_REASONS, latest_job_names
 from veeam_efficiency.settings import COMPONENTS, AnalysisSettings
-
-QUALITY_FLAGS = ("CRITICAL_ANOMALIES", "DEGRADING_TREND", "HIGH_VARIANCE")
+from veeam_efficiency.tables import CRITICAL_ANOMALIES, DEGRADING_TREND, HIGH_VARIANCE, SCORE_FLAGS
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def score_window(
     scorable = sessions[sessions["excluded_reason"].isna() & sessions["job_id"].isin(qualifying_job_ids)]
     anomalies = session_anomalies(scorable, settings)
     anomalies["job_id"] = anomalies["job_id"].astype(object)
-    jobs = job_scorecards(sessions, scorable, anomalies, settings)
+    jobs = score_jobs(sessions, scorable, anomalies, settings)
     jobs["job_id"] = jobs["job_id"].astype(object).infer_objects()
     cards = pd.concat([jobs, host_rollup(jobs, sessions, settings)], ignore_index=True)
     cards.insert(0, "vbr_host", vbr_host)
@@ -109,7 +108,7 @@ def session_anomalies(scorable: pd.DataFrame, settings: AnalysisSettings) -> pd.
     )
 
 
-def job_scorecards(
+def score_jobs(
     window: pd.DataFrame, scorable: pd.DataFrame, anomalies: pd.DataFrame, settings: AnalysisSettings
 ) -> pd.DataFrame:
     """One scorecard per job: size-weighted factors, the five scores, grade, flags."""
@@ -204,7 +203,7 @@ def host_rollup(jobs: pd.DataFrame, window: pd.DataFrame, settings: AnalysisSett
     host = pd.DataFrame([row])
     finish(host, settings)
     flags = pd.DataFrame(list(jobs["quality_flags"]))
-    host["quality_flags"] = [{flag: bool(flags[flag].any()) for flag in QUALITY_FLAGS}]
+    host["quality_flags"] = [{flag: bool(flags[flag].any()) for flag in SCORE_FLAGS}]
     return host
 
 
@@ -240,9 +239,9 @@ def quality_flags(**flags: pd.Series) -> list[dict[str, bool]]:
     """The booleans the downstream risk model reads, one dict per scorecard."""
     named = pd.DataFrame(
         {
-            "CRITICAL_ANOMALIES": flags["critical"],
-            "DEGRADING_TREND": flags["degrading"],
-            "HIGH_VARIANCE": flags["high_variance"],
+            CRITICAL_ANOMALIES: flags["critical"],
+            DEGRADING_TREND: flags["degrading"],
+            HIGH_VARIANCE: flags["high_variance"],
         }
     ).astype(bool)
     return named.to_dict(orient="records")

@@ -16,17 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from veeam_efficiency.contract import SESSION_FIELDS
+from veeam_efficiency.tables import SESSION_RECORD
 
 if TYPE_CHECKING:
     from veeam_efficiency.contract import CollectorDocument
     from veeam_efficiency.settings import AnalysisSettings
 
-SIZE_COLUMNS = ("data_size_bytes", "backup_size_bytes", "read_size_bytes", "transferred_size_bytes")
-RATIO_COLUMNS = ("dedup_ratio_raw", "compress_ratio_raw")
-TIME_COLUMNS = ("creation_time", "end_time")
-TEXT_COLUMNS = ("session_id", "job_id", "job_name", "job_type", "algorithm", "result")
-FACTOR_COLUMNS = ("dedup_ratio", "compression_ratio", "combined_ratio")
+KINDS = SESSION_RECORD.kinds
 
 # Why a session is not scored, checked in this order; the first that applies is kept.
 EXCLUSION_REASONS = ("failed", "running", "no_data", "implausible_ratio")
@@ -59,20 +55,18 @@ def sessions_frame(sessions: list[Any] | Mapping[str, Sequence[Any]]) -> pd.Data
     (``{field: array}``, as :mod:`veeam_efficiency.columnar` parses them).
     """
     if isinstance(sessions, Mapping):
-        frame = pd.DataFrame({name: _column(sessions[name]) for name in SESSION_FIELDS}, copy=False)
+        frame = pd.DataFrame({name: _column(sessions[name]) for name in KINDS}, copy=False)
     else:
-        frame = pd.DataFrame.from_records(sessions, columns=list(SESSION_FIELDS))
-        for column in TEXT_COLUMNS:
-            frame[column] = frame[column].astype(object)
-    for column in TIME_COLUMNS:
-        if isinstance(frame[column].dtype, np.dtype) and frame[column].dtype.kind == "M":
-            # already UTC instants, from columnar.parse_document_columns
-            frame[column] = frame[column].dt.tz_localize("UTC")
-        else:
-            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-    for column in (*SIZE_COLUMNS, *RATIO_COLUMNS):
-        frame[column] = frame[column].astype("int64")
-    frame["is_retry"] = frame["is_retry"].astype(bool)
+        frame = pd.DataFrame.from_records(sessions, columns=list(KINDS))
+    for column, kind in KINDS.items():
+        if kind == "time":
+            if isinstance(frame[column].dtype, np.dtype) and frame[column].dtype.kind == "M":
+                # already UTC instants, from columnar.parse_document_columns
+                frame[column] = frame[column].dt.tz_localize("UTC")
+            else:
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        elif kind != "text" or frame[column].dtype != object:
+            frame[column] = frame[column].astype({"int": "int64", "bool": bool, "text": object}[kind])
     return frame
 
 
@@ -139,14 +133,28 @@ def chronological_order(ticks: np.ndarray, session_ids: np.ndarray) -> np.ndarra
     tied[:-1] |= same
     if tied.any():
         positions = np.flatnonzero(tied)
+        keys = byte_order_keys(session_ids[order[positions]])
         tied_ticks = in_order[positions]
         starts = np.flatnonzero(np.r_[True, tied_ticks[1:] != tied_ticks[:-1]])
         sizes = np.diff(np.r_[starts, len(positions)])
         for size in np.unique(sizes):  # a few distinct group sizes, not one pass per group
-            rows = positions[starts[sizes == size][:, None] + np.arange(size)]
-            by_id = np.argsort(session_ids[order[rows]], axis=1, kind="stable")
+            local = starts[sizes == size][:, None] + np.arange(size)
+            rows = positions[local]
+            by_id = np.argsort(keys[local], axis=1, kind="stable")
             order[rows] = np.take_along_axis(order[rows], by_id, axis=1)
     return order
+
+
+def byte_order_keys(session_ids: np.ndarray) -> np.ndarray:
+    """``session_ids`` as an array whose sort order is their UTF-8 byte order (``COLLATE "C"``).
+
+    ASCII ids (every Veeam GUID) become fixed-width bytes, which numpy compares in C;
+    anything else stays text, whose code-point order is the same as UTF-8 byte order.
+    """
+    try:
+        return np.asarray(session_ids, dtype=object).astype("S")
+    except UnicodeEncodeError:
+        return np.asarray(session_ids, dtype=object)
 
 
 def add_factors(frame: pd.DataFrame) -> pd.DataFrame:

@@ -4,13 +4,12 @@ A run's rows are streamed with ``COPY`` into temporary tables and merged with
 ``INSERT ... ON CONFLICT`` on the natural keys, in one transaction under an advisory
 lock per VBR host: re-running a day, a backfill, or two runs of the same day at once
 leave the same rows, never duplicates or half a run. Statements are composed with
-``psycopg.sql`` from the column lists below (identifiers quoted by psycopg, values
-always bound), so the tables and the writer cannot drift apart.
+``psycopg.sql`` from the column registry (:mod:`veeam_efficiency.tables`; identifiers
+quoted by psycopg, values always bound), so the tables and the writer cannot drift apart.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,51 +20,31 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
 
-from veeam_efficiency.copy_binary import NotBinaryCopyable, binary_copy
-from veeam_efficiency.tables import HISTORY, SCHEMA, SCORECARDS, UNSCORED
+from veeam_efficiency.copy_binary import binary_copy
+from veeam_efficiency.sessions import byte_order_keys
+from veeam_efficiency.tables import (
+    HISTORY,
+    HISTORY_TABLE,
+    SCHEMA,
+    SCORECARD_TABLE,
+    SCORECARDS,
+    UNSCORED,
+    UNSCORED_TABLE,
+    WRITTEN,
+    Table,
+)
+
+__all__ = [
+    "HISTORY", "HISTORY_COLUMNS", "SCHEMA", "SCHEMA_SQL", "SCORECARDS", "SCORECARD_COLUMNS", "TOO_FEW_SESSIONS",
+    "UNSCORED", "UNSCORED_COLUMNS", "SchemaNotReady", "ensure_schema", "in_key_order", "write_run",
+]  # fmt: skip
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "schema.sql"
 
-# column -> kind: "text", "int", "float", "bool", "time", "date", "json"
-SCORECARD_COLUMNS: dict[str, str] = {
-    "vbr_host": "text", "job_id": "text", "analysis_date": "date", "scope": "text", "job_name": "text",
-    "window_start": "time", "window_end": "time",
-    "sessions_in_window": "int", "sessions_scored": "int", "sessions_excluded": "int",
-    "excluded_by_reason": "json", "anomalous_sessions": "int", "critical_anomalies": "int",
-    "data_scored_bytes": "float", "dedup_factor": "float", "compression_factor": "float",
-    "combined_factor": "float", "coefficient_of_variation": "float",
-    "dedup_score": "float", "compression_score": "float", "trend_score": "float",
-    "consistency_score": "float", "anomaly_score": "float", "overall_score": "float",
-    "grade": "text", "efficiency_rating": "text", "trend_classification": "text",
-    "trend_p_value": "float", "trend_change": "float",
-    "raw_daily_gb": "float", "current_daily_gb": "float", "target_daily_gb": "float",
-    "optimization_potential_gb": "float", "projected_monthly_savings_gb": "float",
-    "annual_savings_usd": "float", "quality_flags": "json",
-    # the grade in context (context_scores.py, docs/context-grade.md)
-    "context_expected_dedup_factor": "float", "context_expected_compression_factor": "float",
-    "context_score": "float", "context_grade": "text",
-    "attainable_potential_gb": "float", "attainable_annual_savings_usd": "float",
-    "recommendations": "json", "change_point_at": "time", "change_point_shift": "float",
-}  # fmt: skip
-SCORECARD_KEY = ("vbr_host", "job_id", "analysis_date")
-
-HISTORY_COLUMNS: dict[str, str] = {
-    "vbr_host": "text", "session_id": "text", "vbr_version": "text", "collected_at": "time",
-    "job_id": "text", "job_name": "text", "job_type": "text", "algorithm": "text", "result": "text",
-    "is_retry": "bool", "creation_time": "time", "end_time": "time",
-    "data_size_bytes": "int", "backup_size_bytes": "int", "read_size_bytes": "int",
-    "transferred_size_bytes": "int", "dedup_ratio_raw": "int", "compress_ratio_raw": "int",
-    "dedup_ratio": "float", "compression_ratio": "float", "combined_ratio": "float",
-    "excluded_reason": "text", "is_anomaly": "bool", "anomaly_score": "float", "anomaly_reason": "text",
-    "analysis_date": "date",
-}  # fmt: skip
-HISTORY_KEY = ("vbr_host", "session_id")
-
-UNSCORED_COLUMNS: dict[str, str] = {
-    "vbr_host": "text", "job_id": "text", "analysis_date": "date", "job_name": "text",
-    "sessions_found": "int", "sessions_needed": "int", "reason": "text",
-}  # fmt: skip
-UNSCORED_KEY = ("vbr_host", "job_id", "analysis_date")
+# column -> kind, for code that still reads the old names (the registry in tables.py is the source)
+SCORECARD_COLUMNS: dict[str, str] = dict(SCORECARD_TABLE.kinds)
+HISTORY_COLUMNS: dict[str, str] = dict(HISTORY_TABLE.kinds)
+UNSCORED_COLUMNS: dict[str, str] = dict(UNSCORED_TABLE.kinds)
 TOO_FEW_SESSIONS = "too_few_scorable_sessions"
 # Every run sets up the schema at once (a backfill starts several): one at a time, or their
 # concurrent CREATE ... IF NOT EXISTS and migrations collide on the catalog.
@@ -108,7 +87,7 @@ def ensure_schema(conn: Any) -> None:
 def _unusable_columns(cur: Any) -> list[str]:
     """Each table this DAG writes whose columns are missing or not writable by the current role."""
     problems = []
-    for table, columns in ((SCORECARDS, SCORECARD_COLUMNS), (HISTORY, HISTORY_COLUMNS), (UNSCORED, UNSCORED_COLUMNS)):
+    for table in WRITTEN:
         cur.execute(
             "SELECT wanted.name, a.attname IS NOT NULL, a.attname IS NOT NULL "  # a privilege list means "any of"
             "AND has_column_privilege(c.oid, a.attnum, 'SELECT') AND has_column_privilege(c.oid, a.attnum, 'INSERT') "
@@ -116,23 +95,24 @@ def _unusable_columns(cur: Any) -> list[str]:
             "FROM unnest(%s::text[]) AS wanted(name) "
             "LEFT JOIN pg_class AS c ON c.oid = to_regclass(%s) "
             "LEFT JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attname = wanted.name AND NOT a.attisdropped",
-            (list(columns), f"{SCHEMA}.{table}"),
+            (list(table.names), f"{SCHEMA}.{table.name}"),
         )
         rows = cur.fetchall()
         missing = [name for name, present, _ in rows if not present]
         denied = [name for name, present, writable in rows if present and not writable]
+        where = f"{SCHEMA}.{table.name}"
         if len(missing) == len(rows):
-            problems.append(f"table {SCHEMA}.{table} is missing")
+            problems.append(f"table {where} is missing")
         elif missing:
-            problems.append(f"{SCHEMA}.{table} lacks column(s) {', '.join(missing)}")
+            problems.append(f"{where} lacks column(s) {', '.join(missing)}")
         if len(denied) == len(rows):
-            problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table}")
+            problems.append(f"no SELECT, INSERT and UPDATE on {where}")
         elif denied:
-            problems.append(f"no SELECT, INSERT and UPDATE on {SCHEMA}.{table} column(s) {', '.join(denied)}")
-    for table in (SCORECARDS, UNSCORED):  # stale rows of a re-run day are deleted
-        cur.execute("SELECT has_table_privilege(to_regclass(%s), 'DELETE')", (f"{SCHEMA}.{table}",))
+            problems.append(f"no SELECT, INSERT and UPDATE on {where} column(s) {', '.join(denied)}")
+    for name in (SCORECARDS, UNSCORED):  # stale rows of a re-run day are deleted
+        cur.execute("SELECT has_table_privilege(to_regclass(%s), 'DELETE')", (f"{SCHEMA}.{name}",))
         if cur.fetchone()[0] is False:
-            problems.append(f"no DELETE on {SCHEMA}.{table}")
+            problems.append(f"no DELETE on {SCHEMA}.{name}")
     return problems
 
 
@@ -157,10 +137,10 @@ def write_run(
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{SCHEMA}:{vbr_host}",))
-            history_rows = _merge(cur, HISTORY, HISTORY_COLUMNS, HISTORY_KEY, in_key_order(history))
-            scorecard_rows = _merge(cur, SCORECARDS, SCORECARD_COLUMNS, SCORECARD_KEY, scorecards)
+            history_rows = _merge(cur, HISTORY_TABLE, in_key_order(history))
+            scorecard_rows = _merge(cur, SCORECARD_TABLE, scorecards)
             stale = _delete_other_jobs(cur, SCORECARDS, vbr_host, analysis_date, scorecards["job_id"])
-            unscored_rows = _merge(cur, UNSCORED, UNSCORED_COLUMNS, UNSCORED_KEY, unscored)
+            unscored_rows = _merge(cur, UNSCORED_TABLE, unscored)
             _delete_other_jobs(cur, UNSCORED, vbr_host, analysis_date, unscored["job_id"])
         conn.commit()
     except BaseException:
@@ -177,10 +157,10 @@ def write_run(
 def _unscored_rows(unscored: pd.DataFrame | None, vbr_host: str, analysis_date: date) -> pd.DataFrame:
     """The unscored jobs as rows of ``feature3.unscored_jobs`` (host and day added)."""
     if unscored is None or unscored.empty:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in UNSCORED_COLUMNS})
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in UNSCORED_TABLE.names})
     rows = unscored.assign(vbr_host=vbr_host, analysis_date=analysis_date)
     rows["job_id"] = rows["job_id"].astype(str)
-    return rows[list(UNSCORED_COLUMNS)].reset_index(drop=True)
+    return rows[list(UNSCORED_TABLE.names)].reset_index(drop=True)
 
 
 def _delete_other_jobs(cur: Any, table: str, vbr_host: str, analysis_date: date, job_ids: pd.Series) -> int:
@@ -204,15 +184,11 @@ def in_key_order(history: pd.DataFrame) -> pd.DataFrame:
     """
     if history.empty:
         return history
-    session_ids = history["session_id"].to_numpy(dtype=object)
-    try:
-        keys: np.ndarray = session_ids.astype("S")  # ASCII (every Veeam GUID): sorted in C as bytes
-    except UnicodeEncodeError:
-        keys = session_ids  # code-point order, which is UTF-8 byte order, in Python
+    keys = byte_order_keys(history["session_id"].to_numpy(dtype=object))
     return history.take(np.argsort(keys, kind="stable")).reset_index(drop=True)
 
 
-def _merge(cur: Any, table: str, columns: dict[str, str], key: tuple[str, ...], frame: pd.DataFrame) -> int:
+def _merge(cur: Any, table: Table, frame: pd.DataFrame) -> int:
     """Upsert ``frame`` into ``feature3.<table>``; returns the rows inserted or updated.
 
     When none of a sample of the rows' keys is in the table yet (a first load, a
@@ -222,23 +198,25 @@ def _merge(cur: Any, table: str, columns: dict[str, str], key: tuple[str, ...], 
     """
     if frame.empty:
         return 0
-    target = sql.Identifier(SCHEMA, table)
-    pg_types = _column_types(cur, table, columns)
-    if not _any_key_exists(cur, target, key, frame):
+    assert table.name is not None
+    target = sql.Identifier(SCHEMA, table.name)
+    if not _any_key_exists(cur, target, table.key, frame):
         try:
             with cur.connection.transaction():  # a savepoint
-                _copy(cur, target, frame, columns, pg_types)
+                _copy(cur, target, frame, table)
             return len(frame)
         except UniqueViolation:
             pass
-    staged = sql.Identifier(f"staged_{table}")
-    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    staged = sql.Identifier(f"staged_{table.name}")
+    names = sql.SQL(", ").join(map(sql.Identifier, table.names))
     cur.execute(
         sql.SQL("CREATE TEMP TABLE {staged} (LIKE {target}) ON COMMIT DROP").format(staged=staged, target=target)
     )
-    _copy(cur, staged, frame, columns, pg_types)
+    _copy(cur, staged, frame, table)
     updates = sql.SQL(", ").join(
-        sql.SQL("{col} = EXCLUDED.{col}").format(col=sql.Identifier(name)) for name in columns if name not in key
+        sql.SQL("{col} = EXCLUDED.{col}").format(col=sql.Identifier(name))
+        for name in table.names
+        if name not in table.key
     )
     cur.execute(
         sql.SQL(
@@ -246,39 +224,23 @@ def _merge(cur: Any, table: str, columns: dict[str, str], key: tuple[str, ...], 
             "ON CONFLICT ({key}) DO UPDATE SET {updates}"
         ).format(
             target=target, names=names, staged=staged,
-            key=sql.SQL(", ").join(map(sql.Identifier, key)), updates=updates,
+            key=sql.SQL(", ").join(map(sql.Identifier, table.key)), updates=updates,
         )
     )  # fmt: skip
     return int(cur.rowcount)
 
 
-def _copy(
-    cur: Any, table: sql.Identifier, frame: pd.DataFrame, columns: dict[str, str], pg_types: dict[str, str]
-) -> None:
-    """Stream ``frame`` into ``table``: binary COPY, or text when a value has no binary form here."""
-    try:
-        order, chunks = binary_copy(frame, {name: pg_types[name] for name in columns})
-        statement = sql.SQL("COPY {table} ({names}) FROM STDIN (FORMAT BINARY)")
-    except NotBinaryCopyable:
-        order, chunks = list(columns), copy_text_chunks(frame, columns)
-        statement = sql.SQL("COPY {table} ({names}) FROM STDIN")
-    names = sql.SQL(", ").join(map(sql.Identifier, order))
+def _copy(cur: Any, target: sql.Identifier, frame: pd.DataFrame, table: Table) -> None:
+    """Stream ``frame`` into ``target`` with binary COPY, in the registry's PostgreSQL types."""
+    order, chunks = binary_copy(frame, table.pg_types)
+    statement = sql.SQL("COPY {table} ({names}) FROM STDIN (FORMAT BINARY)").format(
+        table=target, names=sql.SQL(", ").join(map(sql.Identifier, order))
+    )
     # a writer thread sends each chunk while this one encodes the next: the server's work
     # and ours overlap instead of taking turns
-    with cur.copy(statement.format(table=table, names=names), writer=QueuedLibpqWriter(cur)) as copy:
+    with cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
         for chunk in chunks:
             copy.write(chunk)
-
-
-def _column_types(cur: Any, table: str, columns: dict[str, str]) -> dict[str, str]:
-    """Each column's PostgreSQL type as the table defines it (the binary format must match it)."""
-    cur.execute(
-        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
-        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-        (f"{SCHEMA}.{table}",),
-    )
-    types = dict(cur.fetchall())
-    return {name: types.get(name, "unknown") for name in columns}
 
 
 def _any_key_exists(
@@ -298,48 +260,3 @@ def _any_key_exists(
         params,
     )
     return bool(cur.fetchone()[0])
-
-
-def copy_text_chunks(frame: pd.DataFrame, columns: dict[str, str], rows: int = 100_000) -> Any:
-    """Yield ``frame`` in PostgreSQL's COPY text format, ``rows`` at a time.
-
-    Written by hand because pandas' CSV writer cannot tell NULL from an empty string
-    (a job may have an empty name); the text format can (``\\N``), and each column
-    is converted as a whole, never row by row.
-    """
-    for start in range(0, len(frame), rows):
-        part = frame.iloc[start : start + rows]
-        fields = [_copy_field(part[name], kind).tolist() for name, kind in columns.items()]
-        yield "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"  # joined in C, not per row in Python
-
-
-_ESCAPES = (("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
-_NEEDS_ESCAPE = r"[\\\n\r\t]"
-
-
-def _copy_field(values: pd.Series, kind: str) -> pd.Series:
-    missing = values.isna().to_numpy()
-    if kind == "bool":
-        text = pd.Series(np.where(values.astype(bool), "t", "f"), index=values.index, dtype=object)
-    elif kind == "int":
-        text = values.astype("Int64").astype(str)
-    elif kind == "float":
-        text = values.astype(float).astype(str)
-    elif kind == "time":
-        instants = pd.to_datetime(values, utc=True).to_numpy("datetime64[us]")
-        text = pd.Series(np.datetime_as_string(instants, unit="us", timezone="UTC"), index=values.index)
-    elif kind == "date":
-        text = values.astype(str)
-    elif kind == "json":
-        text = values.map(json.dumps, na_action="ignore")
-    else:
-        text = values.astype(object).astype(str)
-    if kind in ("text", "json"):
-        special = text.str.contains(_NEEDS_ESCAPE, regex=True, na=False).to_numpy()
-        if special.any():  # rare: escape only the values that need it
-            escaped = text[special]
-            for raw, replacement in _ESCAPES:
-                escaped = escaped.str.replace(raw, replacement, regex=False)
-            text = text.astype(object)
-            text[special] = escaped
-    return text.astype(object).where(~missing, "\\N")

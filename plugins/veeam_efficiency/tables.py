@@ -1,6 +1,242 @@
-"""The names of the results tables, apart from storage.py so the DAG file can name them without pandas."""
+"""The column registry: every table the package reads or writes, declared once.
+
+Each :class:`Column` says its name, kind (how it travels: ``text``, ``int``, ``float``,
+``bool``, ``time``, ``date``, ``json``), PostgreSQL type (as ``format_type`` prints it)
+and nullability. Everything else derives from here: the collector contract
+(:mod:`~veeam_efficiency.contract` builds its ``Session`` record from
+:data:`SESSION_RECORD`), columnar parsing, the XCom column kinds (:mod:`~veeam_efficiency.payload`),
+the writer's column lists and binary ``COPY`` types (:mod:`~veeam_efficiency.storage`).
+``tests/storage/test_registry.py`` holds the database tables against
+``include/sql/schema.sql``. Adding a column touches this file, a migration in
+``schema.sql`` and the code that computes the value, nothing else.
+
+No pandas, no Airflow: the DAG file imports the table names at parse time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["text", "int", "float", "bool", "time", "date", "json"]
 
 SCHEMA = "feature3"
-SCORECARDS = "metrics_storage_efficiency"
 HISTORY = "storage_efficiency_history"
+SCORECARDS = "metrics_storage_efficiency"
 UNSCORED = "unscored_jobs"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column. ``identifier``: an opaque key (``COLLATE "C"``; 1-200 characters in the contract).
+    ``values``: the only values the collector may send (a ``Literal`` in the contract)."""
+
+    name: str
+    kind: Kind
+    pg_type: str
+    nullable: bool = False
+    identifier: bool = False
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Table:
+    """Columns in table order; ``name`` is ``None`` for a table that only travels through XCom."""
+
+    name: str | None
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+    @property
+    def kinds(self) -> dict[str, Kind]:
+        return {column.name: column.kind for column in self.columns}
+
+    @property
+    def pg_types(self) -> dict[str, str]:
+        return {column.name: column.pg_type for column in self.columns}
+
+    def column(self, name: str) -> Column:
+        return next(column for column in self.columns if column.name == name)
+
+
+def _text(name: str, **options: object) -> Column:
+    return Column(name, "text", "text", **options)  # type: ignore[arg-type]
+
+
+def _key(name: str) -> Column:
+    return Column(name, "text", "text", identifier=True)
+
+
+def _float(name: str, nullable: bool = False) -> Column:
+    return Column(name, "float", "double precision", nullable=nullable)
+
+
+def _int(name: str, pg_type: str = "integer") -> Column:
+    return Column(name, "int", pg_type)
+
+
+def _time(name: str, nullable: bool = False) -> Column:
+    return Column(name, "time", "timestamp with time zone", nullable=nullable)
+
+
+VBR_HOST = _key("vbr_host")
+JOB_ID = _key("job_id")
+SESSION_ID = _key("session_id")
+ANALYSIS_DATE = Column("analysis_date", "date", "date")
+
+# What the collector reports per session (the contract's ``Session`` record, in this order).
+SESSION_RECORD = Table(
+    None,
+    (
+        SESSION_ID,
+        JOB_ID,
+        _text("job_name"),
+        _text("job_type"),
+        _text("algorithm", values=("Full", "Increment", "Synthetic")),
+        _text("result", values=("Success", "Warning", "Failed")),
+        Column("is_retry", "bool", "boolean"),
+        _time("creation_time"),
+        _time("end_time", nullable=True),
+        _int("data_size_bytes", "bigint"),
+        _int("backup_size_bytes", "bigint"),
+        _int("read_size_bytes", "bigint"),
+        _int("transferred_size_bytes", "bigint"),
+        _int("dedup_ratio_raw"),
+        _int("compress_ratio_raw"),
+    ),
+    key=("session_id",),
+)
+
+# Veeam's raw percentages as factors (``sessions.add_factors``), and why a session is not scored.
+FACTORS = (_float("dedup_ratio", True), _float("compression_ratio", True), _float("combined_ratio", True))
+EXCLUDED_REASON = _text("excluded_reason", nullable=True)
+
+# The window's sessions as ``validate`` hands them on.
+WINDOW_SESSIONS = Table(None, (*SESSION_RECORD.columns, *FACTORS, EXCLUDED_REASON), key=("session_id",))
+
+# Each scored session's anomaly verdict, as ``analyze`` hands it on.
+SESSION_ANOMALIES = Table(
+    None,
+    (
+        SESSION_ID,
+        Column("is_anomaly", "bool", "boolean"),
+        Column("is_critical_anomaly", "bool", "boolean"),
+        _float("anomaly_score", True),
+        _text("anomaly_reason", nullable=True),
+    ),
+    key=("session_id",),
+)
+
+# Every session a run collected, one row per (vbr_host, session_id), scored or not.
+HISTORY_TABLE = Table(
+    HISTORY,
+    (
+        VBR_HOST,
+        SESSION_ID,
+        _text("vbr_version"),
+        _time("collected_at"),
+        *(column for column in SESSION_RECORD.columns if column.name != "session_id"),
+        *FACTORS,
+        EXCLUDED_REASON,
+        SESSION_ANOMALIES.column("is_anomaly"),
+        SESSION_ANOMALIES.column("anomaly_score"),
+        SESSION_ANOMALIES.column("anomaly_reason"),
+        ANALYSIS_DATE,
+    ),
+    key=("vbr_host", "session_id"),
+)
+
+# The grade in context (:mod:`~veeam_efficiency.context_scores`, docs/context-grade.md), added to
+# tables made before it by ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``: so NULL on rows written
+# before it, except ``recommendations`` (``'[]'`` by default).
+CONTEXT_COLUMNS = (
+    _float("context_expected_dedup_factor", True),
+    _float("context_expected_compression_factor", True),
+    _float("context_score", True),
+    Column("context_grade", "text", "character(1)", nullable=True),
+    _float("attainable_potential_gb", True),
+    _float("attainable_annual_savings_usd", True),
+    Column("recommendations", "json", "jsonb"),
+    _time("change_point_at", nullable=True),
+    _float("change_point_shift", True),
+)
+
+# One scorecard per job per day, plus one roll-up row per VBR host (job_id '*', scope 'host').
+SCORECARD_TABLE = Table(
+    SCORECARDS,
+    (
+        VBR_HOST,
+        JOB_ID,
+        ANALYSIS_DATE,
+        _text("scope"),
+        _text("job_name"),
+        _time("window_start"),
+        _time("window_end"),
+        _int("sessions_in_window"),
+        _int("sessions_scored"),
+        _int("sessions_excluded"),
+        Column("excluded_by_reason", "json", "jsonb"),
+        _int("anomalous_sessions"),
+        _int("critical_anomalies"),
+        _float("data_scored_bytes"),
+        _float("dedup_factor"),
+        _float("compression_factor"),
+        _float("combined_factor"),
+        _float("coefficient_of_variation", True),
+        _float("dedup_score"),
+        _float("compression_score"),
+        _float("trend_score"),
+        _float("consistency_score"),
+        _float("anomaly_score"),
+        _float("overall_score"),
+        Column("grade", "text", "character(1)"),
+        _text("efficiency_rating"),
+        _text("trend_classification"),
+        _float("trend_p_value", True),
+        _float("trend_change", True),
+        _float("raw_daily_gb"),
+        _float("current_daily_gb"),
+        _float("target_daily_gb"),
+        _float("optimization_potential_gb"),
+        _float("projected_monthly_savings_gb"),
+        _float("annual_savings_usd"),
+        Column("quality_flags", "json", "jsonb"),
+        *CONTEXT_COLUMNS,
+    ),
+    key=("vbr_host", "job_id", "analysis_date"),
+)
+
+# Jobs a run saw but could not score, one row per job per day (replaced like the scorecards).
+UNSCORED_TABLE = Table(
+    UNSCORED,
+    (
+        VBR_HOST,
+        JOB_ID,
+        ANALYSIS_DATE,
+        _text("job_name"),
+        _int("sessions_found"),
+        _int("sessions_needed"),
+        _text("reason"),
+    ),
+    key=("vbr_host", "job_id", "analysis_date"),
+)
+
+# The tables the DAG writes, in the order a run writes them.
+WRITTEN = (HISTORY_TABLE, SCORECARD_TABLE, UNSCORED_TABLE)
+
+# The keys of a scorecard's ``quality_flags`` (what the downstream risk model reads), in order:
+# those the scoring sets (:mod:`~veeam_efficiency.scorecards`), then those of the grade in context.
+CRITICAL_ANOMALIES = "CRITICAL_ANOMALIES"
+DEGRADING_TREND = "DEGRADING_TREND"
+HIGH_VARIANCE = "HIGH_VARIANCE"
+SCORE_FLAGS = (CRITICAL_ANOMALIES, DEGRADING_TREND, HIGH_VARIANCE)
+MISCONFIGURED = "MISCONFIGURED"  # a critical recommendation
+LEVEL_SHIFT = "LEVEL_SHIFT"  # the combined factor dropped to a new level
+CONTEXT_FLAGS = (MISCONFIGURED, LEVEL_SHIFT)
+QUALITY_FLAGS = (*SCORE_FLAGS, *CONTEXT_FLAGS)
+# the degradation summary lists these
+FLAGS_ALERTED = (CRITICAL_ANOMALIES, DEGRADING_TREND, MISCONFIGURED, LEVEL_SHIFT)

@@ -10,7 +10,7 @@ import pytest
 from dag_runner import fetch, run_dag, write_document
 from hook_recorder import recorded
 
-from veeam_efficiency.synthetic import generate_document
+from tools.synthetic import generate_document
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
 

@@ -13,7 +13,7 @@ import pytest
 from dag_runner import fetch, run_dag, write_document
 from metadata import sync_dags_and_unpause
 
-from veeam_efficiency.synthetic import generate_document
+from tools.synthetic import generate_document
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
 

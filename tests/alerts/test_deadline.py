@@ -25,7 +25,7 @@ def test_deadline_interval_comes_from_the_environment(monkeypatch):
     assert alert.interval == timedelta(minutes=90)
     assert isinstance(alert.reference, DagRunQueuedAtDeadline)
     assert isinstance(alert.callback, AsyncCallback)
-    assert alert.callback.path == "veeam_efficiency.notifications.RunDeadlineMissed"
+    assert alert.callback.path == "veeam_efficiency.airflow.notifiers.RunDeadlineMissed"
     assert alert.callback.kwargs == {
         "smtp_conn_id": "smtp_default",
         "recipients": ["oncall@example.com", "backup-admins@example.com"],
@@ -58,7 +58,7 @@ def test_serialized_dag_stores_the_deadline_for_the_scheduler(monkeypatch):
         assert row.name == "veeam_run_deadline"
         assert row.reference["reference_type"] == "DagRunQueuedAtDeadline"
         assert row.interval["__data__"] == 75 * 60
-        assert row.callback_def["__data__"]["path"] == "veeam_efficiency.notifications.RunDeadlineMissed"
+        assert row.callback_def["__data__"]["path"] == "veeam_efficiency.airflow.notifiers.RunDeadlineMissed"
 
 
 def test_missed_deadline_callback_mails_the_run(monkeypatch, smtp_sink):

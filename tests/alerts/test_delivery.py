@@ -8,8 +8,8 @@ import pytest
 from hook_recorder import recorded
 from smtp_sink import free_port
 
+from veeam_efficiency.airflow.notifiers import deliver
 from veeam_efficiency.alerts import Alert
-from veeam_efficiency.notifications import deliver
 from veeam_efficiency.settings import AlertSettings
 
 ALERT = Alert(subject="[Veeam storage efficiency] test", text="body\n")

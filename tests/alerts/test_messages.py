@@ -107,7 +107,7 @@ def test_param_schema_refuses_a_bad_address():
 
 
 def test_asset_uris_name_the_feature3_tables():
-    from veeam_efficiency import assets
+    from veeam_efficiency.airflow import assets
 
     assert assets.table_uri(host="db.corp", port=None, database="veeam", table=assets.SCORECARDS) == (
         "postgres://db.corp:5432/veeam/feature3/metrics_storage_efficiency"

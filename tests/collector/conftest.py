@@ -109,7 +109,7 @@ def _wait_for_banner(port: int, process: subprocess.Popen[bytes], log: Path) -> 
 
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    """A throwaway sshd on 127.0.0.1 for the current account (root here), one test key only."""
+    """A throwaway sshd on 127.0.0.1 and 127.0.0.2 (two VBR hosts) for the current account (root here), one test key only."""
     if not SSHD.exists() or shutil.which("ssh-keygen") is None:
         pytest.skip("OpenSSH server not installed: apt-get install -y openssh-server")
     root = tmp_path_factory.mktemp("sshd")
@@ -121,7 +121,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     port = _free_port()
     config = root / "sshd_config"
     config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\nPidFile none\n"
+        f"Port {port}\nListenAddress 127.0.0.1\nListenAddress 127.0.0.2\nHostKey {root / 'host_key'}\nPidFile none\n"
         f"AuthorizedKeysFile {root / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "Subsystem sftp internal-sftp\nMaxStartups 100\nLogLevel VERBOSE\n"

@@ -1,8 +1,12 @@
 """The real DAG end to end (``dag.test()``) with the ssh and local collectors, two VBR hosts each.
 
 The stand-in pwsh (fake_pwsh.py) replays one document per call; a small wrapper in front of
-it picks the next host's document per call (a counter), so each map instance gets its own
-host's document and both hosts' scorecards must land in PostgreSQL.
+it picks the document of the host it runs on, so each map instance gets its own host's
+document and both hosts' scorecards must land in PostgreSQL. Over SSH the host is the address
+the client reached (``SSH_CONNECTION``), so a retried collect gets its own host's document
+again, as from a real VBR server; a call counter once stood in for it, and a retry under load
+shifted every later host onto the wrong document. The local collector runs the same command
+for every host label, so there the documents are served in turn.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 
 from dag_runner import fetch, run_dag
 
-from veeam_efficiency.synthetic import generate_document
+from tools.synthetic import generate_document
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
 
@@ -26,21 +30,26 @@ WINDOW_START = datetime(2026, 9, 1, tzinfo=UTC)
 WINDOW_END = datetime(2026, 11, 27, tzinfo=UTC)
 RUN_DATE = datetime(2026, 11, 27, tzinfo=UTC)  # manual run: the window ends here
 
-# Stdlib only (it also runs under the test sshd): serve documents in turn, then hand over
-# to the stand-in, which checks the arguments and replays its control file's "fixture".
+# Stdlib only (it also runs under the test sshd): pick the host's document (by the address the
+# SSH client reached; in turn without SSH), then hand over to the stand-in, which checks the
+# arguments and replays its control file's "fixture".
 WRAPPER = """
 import json, os, sys
 from pathlib import Path
 plan = json.loads(Path(PLAN).read_text())
 calls = Path(plan["calls"])
 number = len(calls.read_text().splitlines()) if calls.exists() else 0
-document = plan["documents"][number % len(plan["documents"])]
+reached = os.environ.get("SSH_CONNECTION", "").split()[2:3]
+if reached:
+    document = plan["by_address"][reached[0]]
+else:
+    document = plan["documents"][number % len(plan["documents"])]
 control_path = Path(plan["fake"] + ".control.json")
 control = json.loads(control_path.read_text())
 control["fixture"] = document
 control_path.write_text(json.dumps(control))
 with calls.open("a") as log:
-    log.write(json.dumps({"cwd": os.getcwd(), "argv": sys.argv[1:], "document": document}) + "\\n")
+    log.write(json.dumps({"cwd": os.getcwd(), "argv": sys.argv[1:], "document": document, "reached": reached}) + "\\n")
 os.execv(plan["fake"], [plan["fake"], *sys.argv[1:]])
 """
 
@@ -58,7 +67,10 @@ def install_round_robin_pwsh(fake_pwsh, tmp_path: Path, hosts: list[str]) -> tup
         documents.append(str(path))
     calls = fake.path.parent / "calls.jsonl"
     plan = fake.path.parent / "plan.json"
-    plan.write_text(json.dumps({"fake": str(fake.path), "documents": documents, "calls": str(calls)}))
+    by_address = dict(zip(hosts, documents, strict=True))
+    plan.write_text(
+        json.dumps({"fake": str(fake.path), "documents": documents, "by_address": by_address, "calls": str(calls)})
+    )
     wrapper = fake.path.parent / "pwsh-round-robin"
     wrapper.write_text(f"#!{sys.executable}\nPLAN = {str(plan)!r}\n{WRAPPER}")
     wrapper.chmod(0o755)
@@ -87,7 +99,7 @@ def assert_both_hosts_scored(states: dict[str, str], dsn: str, hosts: list[str])
 
 @pytest.mark.ssh
 def test_ssh_collector_two_hosts(monkeypatch, results_db, fake_pwsh, sshd, tmp_path):
-    hosts = ["127.0.0.1", "localhost"]  # both reach the loopback sshd; the DAG swaps them in as the host
+    hosts = ["127.0.0.1", "127.0.0.2"]  # two loopback addresses of the one sshd; the DAG swaps them in as the host
     pwsh, calls = install_round_robin_pwsh(fake_pwsh, tmp_path, hosts)
     connection = {
         "conn_type": "ssh",
@@ -109,7 +121,9 @@ def test_ssh_collector_two_hosts(monkeypatch, results_db, fake_pwsh, sshd, tmp_p
 
     assert_both_hosts_scored(states, results_db, hosts)
     made = calls_of(calls)
-    assert len(made) == 2
+    # each host got its own document (a retried collect would get it again, not the next host's)
+    assert {call["reached"][0] for call in made} == set(hosts)
+    assert all(call["document"].endswith(f"document-{hosts.index(call['reached'][0]) + 1}.json") for call in made)
     for call in made:
         assert call["cwd"] == str(sshd.home)  # run in the login directory...
         name = call["argv"][3]

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from veeam_efficiency.collectors import CollectorError, run_remote_script
-from veeam_efficiency.collectors.ssh import remote_command
+from veeam_efficiency.airflow.ssh_collector import remote_command, run_remote_script
+from veeam_efficiency.collectors import CollectorError
 from veeam_efficiency.contract import parse_document
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
@@ -106,7 +106,7 @@ def test_remote_timeout(ssh_hook, fake_pwsh, collector_script, sshd):
 @pytest.mark.ssh
 def test_connection_reset_mid_command(ssh_hook, fake_pwsh, collector_script, caplog, sshd):
     pwsh = fake_pwsh("reset")
-    caplog.set_level(logging.WARNING, logger="veeam_efficiency.collectors.ssh")
+    caplog.set_level(logging.WARNING, logger="veeam_efficiency.airflow.ssh_collector")
     with pytest.raises(
         CollectorError, match=rf"SSH connection to {sshd.login}@127.0.0.1:{sshd.port} was lost"
     ) as caught:

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 from dag_runner import fetch, run_dag, write_document
 
-from veeam_efficiency.storage import SCORECARD_COLUMNS, ensure_schema
+from veeam_efficiency.storage import ensure_schema
+from veeam_efficiency.tables import SCORECARD_TABLE
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
 
@@ -136,5 +137,5 @@ def test_migration_adds_the_context_columns_to_an_existing_table(results_db):
         old_row = conn.execute(
             "SELECT recommendations, context_grade, change_point_at FROM feature3.metrics_storage_efficiency"
         ).fetchone()
-    assert set(SCORECARD_COLUMNS) <= columns and set(CONTEXT) <= columns
+    assert set(SCORECARD_TABLE.names) <= columns and set(CONTEXT) <= columns
     assert old_row == ([], None, None)

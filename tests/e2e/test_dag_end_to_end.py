@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dag_runner import fetch, run_dag, table_dump, tables_exist, write_document
 
-from veeam_efficiency.synthetic import generate_document
+from tools.synthetic import generate_document
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
 
@@ -17,7 +17,7 @@ WINDOW_START = datetime(2026, 9, 1, tzinfo=UTC)
 WINDOW_END = datetime(2026, 11, 27, tzinfo=UTC)
 RUN_DATE = datetime(2026, 11, 27, tzinfo=UTC)  # manual run: the data interval ends here
 HOSTILE_NAMES = [
-    "O'Brien \"SQL\"; DROP TABLE feature3.metrics_storage_efficiency; --",
+    'O\'Brien "SQL"; DROP TABLE feature3.metrics_storage_efficiency; --',
     "$(rm -rf /) `id` & | > <",
     "Zürich – 東京 バックアップ 🚀",
     "back\\slash\ttab",
@@ -56,7 +56,7 @@ def test_two_hosts_scored_and_history_stored(monkeypatch, results_db, replay_dir
     for _, jobs, rollups, analysis_date, start, end in hosts:
         assert jobs >= 1 and rollups == 1
         assert str(analysis_date) == "2026-11-26"  # the last day of the window
-        assert (start, end) == (datetime(2026, 10, 28, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC))
+        assert (start, end) == (datetime(2026, 10, 23, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC))  # 35 days
     # every scorecard is complete and within bounds
     bad = fetch(
         results_db,
@@ -74,16 +74,20 @@ def test_two_hosts_scored_and_history_stored(monkeypatch, results_db, replay_dir
     )[0]
     assert in_window[0] == in_window[1] > 0
     assert in_window[2] > 0  # the synthetic data has failed and running sessions
-    assert in_window[3] >= datetime(2026, 10, 28, tzinfo=UTC) and in_window[4] < RUN_DATE
+    assert in_window[3] >= datetime(2026, 10, 23, tzinfo=UTC) and in_window[4] < RUN_DATE
 
 
 def test_same_day_twice_gives_identical_tables(monkeypatch, results_db, replay_dir):
     write_document(replay_dir, "vbr01", sample("vbr01.example.local", seed=3))
 
     run_dag(monkeypatch, results_dsn=results_db, replay_dir=replay_dir, logical_date=RUN_DATE)
-    first = {table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")}
+    first = {
+        table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")
+    }
     run_dag(monkeypatch, results_dsn=results_db, replay_dir=replay_dir, logical_date=RUN_DATE)
-    second = {table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")}
+    second = {
+        table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")
+    }
 
     assert first["metrics_storage_efficiency"], "the first run wrote no scorecards"
     assert first == second
@@ -157,7 +161,10 @@ def test_hostile_job_names_survive_verbatim(monkeypatch, results_db, replay_dir)
     assert set(states.values()) == {"success"}, states
     stored = {row[0] for row in fetch(results_db, "SELECT DISTINCT job_name FROM feature3.storage_efficiency_history")}
     assert stored == set(HOSTILE_NAMES)
-    scored = {row[0] for row in fetch(results_db, "SELECT job_name FROM feature3.metrics_storage_efficiency WHERE scope='job'")}
+    scored = {
+        row[0]
+        for row in fetch(results_db, "SELECT job_name FROM feature3.metrics_storage_efficiency WHERE scope='job'")
+    }
     assert scored and scored <= set(HOSTILE_NAMES)
 
 
@@ -174,6 +181,31 @@ def test_no_job_qualifies_skips_analysis_but_stores_history(monkeypatch, results
     assert states["score_vbr_host.load[0]"] == "success"
     assert fetch(results_db, "SELECT count(*) FROM feature3.metrics_storage_efficiency") == [(0,)]
     assert fetch(results_db, "SELECT count(*) > 0 FROM feature3.storage_efficiency_history") == [(True,)]
+
+
+def test_the_skip_reaches_only_the_host_without_enough_sessions(monkeypatch, results_db, replay_dir):
+    """Mapped instances of one group: the host with too few sessions skips analyze, the other is scored.
+
+    The case a @task.branch gets wrong on Airflow 3.3.2 (apache/airflow#67265): its skip misses the
+    mapped sibling, and analyze would run on the host that has nothing to score.
+    """
+    write_document(replay_dir, "vbr01", sample("vbr01.example.local", seed=11))
+    write_document(replay_dir, "vbr02", sample("vbr02.example.local", jobs=3, sessions=120, seed=12))
+
+    states = run_dag(monkeypatch, results_dsn=results_db, replay_dir=replay_dir, logical_date=RUN_DATE)
+
+    assert {task: states[f"score_vbr_host.{task}[0]"] for task in ("sufficient", "analyze", "optimize", "load")} == {
+        "sufficient": "success", "analyze": "success", "optimize": "success", "load": "success",
+    }  # fmt: skip
+    assert {task: states[f"score_vbr_host.{task}[1]"] for task in ("sufficient", "analyze", "optimize", "load")} == {
+        "sufficient": "skipped", "analyze": "skipped", "optimize": "skipped", "load": "success",
+    }  # fmt: skip
+    cards = fetch(results_db, "SELECT DISTINCT vbr_host FROM feature3.metrics_storage_efficiency")
+    assert cards == [("vbr01.example.local",)]
+    history = fetch(
+        results_db, "SELECT vbr_host, count(*) > 0 FROM feature3.storage_efficiency_history GROUP BY 1 ORDER BY 1"
+    )
+    assert history == [("vbr01.example.local", True), ("vbr02.example.local", True)]
 
 
 def test_invalid_weights_fail_before_collecting(monkeypatch, results_db, replay_dir):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from dag_runner import fetch, load_dag, run_dag, write_document
 
-from veeam_efficiency.synthetic import generate_document
+from tools.synthetic import generate_document
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
 

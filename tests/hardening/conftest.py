@@ -1,6 +1,6 @@
 """Fixtures for the fault and security tests: a results database set up the way a DBA would.
 
-``loader_db`` is a private PostgreSQL cluster (tests/pg_cluster.py, so roles never leak into
+``loader_db`` is a private PostgreSQL cluster (tests/support/pg_cluster.py, so roles never leak into
 the shared server) on which include/sql/grants.sql was applied with ``psql``, exactly as the
 README tells a DBA, and whose pg_hba.conf makes the loader role authenticate with its
 password (scram-sha-256): a DAG run that writes rows proves the password in the connection is
@@ -26,7 +26,7 @@ from tests.collector.conftest import (  # noqa: F401  (fixtures of the collector
     ssh_hook,
     sshd,
 )
-from tests.pg_cluster import PG_BIN
+from tests.support.pg_cluster import PG_BIN
 
 REPO = Path(__file__).resolve().parents[2]
 GRANTS_SQL = REPO / "include" / "sql" / "grants.sql"
@@ -39,7 +39,7 @@ LOADER_PASSWORD = "Kx9-zq7!LeakCanary#4711"
 
 @dataclass
 class LoaderDatabase:
-    cluster: Any  # tests.pg_cluster.PrivateCluster
+    cluster: Any  # tests.support.pg_cluster.PrivateCluster
     admin_dsn: str  # superuser, for setting up and checking
     loader_dsn: str  # the DAG's connection: the loader role with its password
     password: str

@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from dag_runner import DAG_ID, run_dag, table_dump, write_document
 
-from veeam_efficiency.synthetic import generate_document
+from tools.synthetic import generate_document
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.slow]
 
@@ -55,7 +55,9 @@ def test_two_runs_of_the_same_day_at_once_equal_one(monkeypatch, airflow_db, res
     # the reference: one run of the day, alone (this also stores the DAG in the metadata database)
     single = run_dag(monkeypatch, results_dsn=results_db, replay_dir=replay, logical_date=RUN_DATE)
     assert set(single.values()) == {"success"}, single
-    reference = {table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")}
+    reference = {
+        table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")
+    }
     with psycopg.connect(results_db) as conn:
         conn.execute("TRUNCATE feature3.metrics_storage_efficiency, feature3.storage_efficiency_history")
 
@@ -67,7 +69,12 @@ def test_two_runs_of_the_same_day_at_once_equal_one(monkeypatch, airflow_db, res
     }
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", RUNNER, logical_date], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", RUNNER, logical_date],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for logical_date in LOGICAL_DATES
     ]
@@ -91,6 +98,8 @@ def test_two_runs_of_the_same_day_at_once_equal_one(monkeypatch, airflow_db, res
         ).fetchall()
     assert intervals == [(datetime(2026, 11, 26, tzinfo=UTC), RUN_DATE)]
     assert max(start for start, _ in spans) < min(end for _, end in spans), f"the runs did not overlap: {spans}"
-    both = {table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")}
+    both = {
+        table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")
+    }
     assert reference["metrics_storage_efficiency"] and reference["storage_efficiency_history"]
     assert both == reference

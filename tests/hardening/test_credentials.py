@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from tests.collector.test_dag_collectors import RUN_DATE, install_round_robin_pwsh
-from tests.pg_cluster import PG_BIN
+from tests.support.pg_cluster import PG_BIN
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from dag_runner import DAG_ID, fetch, run_dag
@@ -50,7 +50,9 @@ def test_the_leak_search_finds_a_leak():
         assert leaks(f"log line: connecting with {form} ...", [SSH_PASSWORD])
 
 
-def test_no_credential_in_logs_xcom_or_metadata(monkeypatch, airflow_db, loader_db, fake_pwsh, sshd, tmp_path, capfd, caplog):
+def test_no_credential_in_logs_xcom_or_metadata(
+    monkeypatch, airflow_db, loader_db, fake_pwsh, sshd, tmp_path, capfd, caplog
+):
     hosts = ["127.0.0.1"]
     pwsh, _ = install_round_robin_pwsh(fake_pwsh, tmp_path, hosts)
     connection = {
@@ -100,7 +102,10 @@ def test_no_credential_in_logs_xcom_or_metadata(monkeypatch, airflow_db, loader_
 
     # and nowhere in the metadata database: no connection row, no rendered field, no audit log
     dump = subprocess.run(
-        [str(PG_BIN / "pg_dump"), "--data-only", "-d", metadata_dsn(airflow_db)], capture_output=True, text=True, check=True
+        [str(PG_BIN / "pg_dump"), "--data-only", "-d", metadata_dsn(airflow_db)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert run_id in dump and "vbr.invalid" not in dump  # the dump holds this run; the connection is env-only
     assert leaks(dump, secrets) == []

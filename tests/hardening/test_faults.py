@@ -1,7 +1,7 @@
 """Faults during the load: PostgreSQL killed mid-write, and two writers of the same host and day at once.
 
 Both use the real ``pipeline.load`` (one transaction under an advisory lock per host: a first
-load COPYs straight into the tables, a re-run COPYs into TEMP tables and upserts) on a private PostgreSQL cluster (tests/pg_cluster.py) that the test
+load COPYs straight into the tables, a re-run COPYs into TEMP tables and upserts) on a private PostgreSQL cluster (tests/support/pg_cluster.py) that the test
 may SIGKILL, never on the shared server.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from tools.synthetic import generate_document
 from veeam_efficiency import pipeline, storage
 from veeam_efficiency.settings import AnalysisSettings
-from veeam_efficiency.synthetic import generate_document
 from veeam_efficiency.window import analysis_window
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -175,7 +175,9 @@ def test_two_loads_of_the_same_day_at_once_equal_one(private_pg):
         start.wait()
         while any(writer.is_alive() for writer in writers):
             waited = waited or bool(
-                watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]
+                watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[
+                    0
+                ]
             )
             time.sleep(0.002)
     for writer in writers:

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from veeam_efficiency.collectors.ssh import run_remote_script
+from veeam_efficiency.airflow.errors import fail_or_retry
+from veeam_efficiency.airflow.ssh_collector import run_remote_script
+from veeam_efficiency.collectors import CollectorConfigError
 
 pytestmark = [pytest.mark.ssh]
 
@@ -22,6 +24,8 @@ def test_a_connection_without_host_key_verification_is_refused(ssh_hook, fake_pw
     assert run_remote_script(verified, collector_script, START, END, pwsh=str(pwsh.path))
 
     unverified = ssh_hook(host_key=None, **extra)
-    with pytest.raises(AirflowFailException, match="turns host key verification off"):
+    with pytest.raises(CollectorConfigError, match="turns host key verification off"):
         run_remote_script(unverified, collector_script, START, END, pwsh=str(pwsh.path))
+    with pytest.raises(AirflowFailException, match="turns host key verification off"), fail_or_retry():
+        run_remote_script(unverified, collector_script, START, END, pwsh=str(pwsh.path))  # the DAG: no retry
     assert unverified.client is None  # refused before connecting: no credentials offered to anyone

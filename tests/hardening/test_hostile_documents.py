@@ -28,6 +28,8 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from tests.hardening.strategies import WINDOW_END, WINDOW_START, hostile_texts, valid_documents
+from tests.support.documents import document_text
+from tests.support.documents import session as one_session
 from veeam_efficiency import pipeline, storage
 from veeam_efficiency.contract import ContractError, parse_document
 from veeam_efficiency.sessions import EXCLUSION_REASONS
@@ -73,24 +75,7 @@ RATINGS = {"A": "EXCELLENT", "B": "GOOD", "C": "FAIR", "D": "POOR", "F": "POOR"}
 
 def _document_text(**session_overrides: Any) -> str:
     """A minimal valid document with one session, ``session_overrides`` applied."""
-    session = {
-        "session_id": "s-1", "job_id": "job-1", "job_name": "SQL Daily", "job_type": "Backup",
-        "algorithm": "Increment", "result": "Success", "is_retry": False,
-        "creation_time": "2026-11-26T01:00:00Z", "end_time": "2026-11-26T01:30:00Z",
-        "data_size_bytes": 1_000_000, "backup_size_bytes": 400_000, "read_size_bytes": 900_000,
-        "transferred_size_bytes": 450_000, "dedup_ratio_raw": 96, "compress_ratio_raw": 33,
-    } | session_overrides  # fmt: skip
-    return json.dumps(
-        {
-            "schema_version": 1,
-            "vbr_host": "vbr01.example.test",
-            "vbr_version": "12.3.1.1139",
-            "collected_at": "2026-11-27T06:00:00Z",
-            "window_start": "2026-11-26T00:00:00Z",
-            "window_end": "2026-11-27T00:00:00Z",
-            "sessions": [session],
-        }
-    )
+    return document_text([one_session(**session_overrides)], ensure_ascii=True)
 
 
 def _strict_json(value: Any) -> str:
@@ -383,8 +368,8 @@ def test_failed_load_rolls_back_everything(
         if how == "merge_raises":
             original = storage._merge
 
-            def merge_then_fail(cur: Any, table: str, *args: Any) -> int:
-                if table == storage.SCORECARDS:  # the history merge has already run in this transaction
+            def merge_then_fail(cur: Any, table: Any, *args: Any) -> int:
+                if table.name == storage.SCORECARDS:  # the history merge has already run in this transaction
                     raise RuntimeError("injected failure after the history merge")
                 return original(cur, table, *args)
 

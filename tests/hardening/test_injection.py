@@ -25,8 +25,8 @@ import pytest
 from pydantic import ValidationError
 
 from tests.collector.test_dag_collectors import calls_of, install_round_robin_pwsh
+from tools.synthetic import generate_document
 from veeam_efficiency.settings import CollectionSettings, param_specs
-from veeam_efficiency.synthetic import generate_document
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from dag_runner import fetch, run_dag, tables_exist, write_document
@@ -195,9 +195,9 @@ def test_hostile_values_from_the_vbr_server_are_stored_verbatim(monkeypatch, res
     assert fetch(results_db, "SELECT DISTINCT job_type FROM feature3.storage_efficiency_history") == [
         ("Backup'); DELETE FROM feature3.storage_efficiency_history; --",)
     ]
-    in_window = fetch(
-        results_db, "SELECT count(*) FROM feature3.storage_efficiency_history WHERE vbr_host = %s", host
-    )[0][0]
+    in_window = fetch(results_db, "SELECT count(*) FROM feature3.storage_efficiency_history WHERE vbr_host = %s", host)[
+        0
+    ][0]
     assert in_window > 0
     scored = fetch(results_db, "SELECT DISTINCT vbr_host FROM feature3.metrics_storage_efficiency")
     assert scored == [(host,)]  # the table the host name tried to drop is there, with its rows

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from tests.hardening.conftest import LOADER, OWNER, apply_grants
+from tools.synthetic import generate_document
 from veeam_efficiency import storage
-from veeam_efficiency.synthetic import generate_document
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from dag_runner import fetch, run_dag, write_document

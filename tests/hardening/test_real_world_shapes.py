@@ -15,7 +15,8 @@ import pandas as pd
 import psycopg
 import pytest
 
-from tests.realdata import real_sample_document, require_real_sample
+from tests.support import documents
+from tests.support.realdata import real_sample_document, require_real_sample
 from veeam_efficiency import pipeline, storage
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.window import AnalysisWindow, analysis_window
@@ -46,28 +47,15 @@ def session(
     job_type: str = "Backup",
 ) -> dict[str, Any]:
     """One session; sizes follow the ratios (backup = data x dedup% x compress%)."""
-    created_text = created if isinstance(created, str) else _iso(created)
-    if ended is True:
-        created_at = datetime.fromisoformat(created_text.replace("Z", "+00:00"))
-        ended = _iso(created_at + timedelta(minutes=45))
     backup = data * dedup * compress // 10_000
-    return {
-        "session_id": session_id,
-        "job_id": job_id,
-        "job_name": job_name,
-        "job_type": job_type,
-        "algorithm": algorithm,
-        "result": result,
-        "is_retry": False,
-        "creation_time": created_text,
-        "end_time": ended or None,
-        "data_size_bytes": data,
-        "backup_size_bytes": backup,
-        "read_size_bytes": data,
-        "transferred_size_bytes": backup,
-        "dedup_ratio_raw": dedup,
-        "compress_ratio_raw": compress,
-    }
+    record = documents.session(
+        session_id, created, minutes=45, job_id=job_id, job_name=job_name, job_type=job_type, algorithm=algorithm,
+        result=result, data_size_bytes=data, backup_size_bytes=backup, read_size_bytes=data,
+        transferred_size_bytes=backup, dedup_ratio_raw=dedup, compress_ratio_raw=compress,
+    )  # fmt: skip
+    if ended is not True:
+        record["end_time"] = ended or None
+    return record
 
 
 def daily(job_id: str, job_name: str, days: int, *, first_day: int = 0, hour: int = 22, **kwargs: Any) -> list[dict]:
@@ -85,17 +73,12 @@ def daily(job_id: str, job_name: str, days: int, *, first_day: int = 0, hour: in
 
 
 def document(sessions: list[dict[str, Any]], vbr_host: str = "vbr01.example.test") -> str:
-    return json.dumps(
-        {
-            "schema_version": 1,
-            "vbr_host": vbr_host,
-            "vbr_version": "12.3.1.1139",
-            "collected_at": _iso(WINDOW.end + timedelta(hours=2)),
-            "window_start": _iso(WINDOW.start),
-            "window_end": _iso(WINDOW.end),
-            "sessions": sessions,
-        },
-        ensure_ascii=False,
+    return documents.document_text(
+        sessions,
+        vbr_host=vbr_host,
+        window_start=WINDOW.start,
+        window_end=WINDOW.end,
+        collected_at=_iso(WINDOW.end + timedelta(hours=2)),
     )
 
 

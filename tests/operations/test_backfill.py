@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.dag_runner import fetch, run_dag, table_dump, write_document
 from tests.operations.airflow_stack import DAG_ID, airflow_stack, create_database, drop_database
-from veeam_efficiency.synthetic import generate_document
+from tools.synthetic import generate_document
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.postgres]
 

@@ -1,6 +1,6 @@
 """``storage.write_run`` cut off in the middle of its COPY: all or nothing, then all exactly once.
 
-No Airflow here: the writer itself on a private PostgreSQL (tests/pg_cluster.py) that is
+No Airflow here: the writer itself on a private PostgreSQL (tests/support/pg_cluster.py) that is
 stopped (fast shutdown) or killed (SIGKILL, crash recovery on restart) after the first
 chunk of the session history has been streamed.
 """
@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from tools.synthetic import generate_document
 from veeam_efficiency import payload, pipeline, storage
 from veeam_efficiency.settings import AnalysisSettings
-from veeam_efficiency.synthetic import generate_document
 from veeam_efficiency.window import analysis_window
 
 pytestmark = [pytest.mark.postgres]

@@ -20,9 +20,9 @@ import psycopg
 import pytest
 
 from tests.e2e.dag_runner import load_dag, write_document
+from tools.synthetic import generate_document
 from veeam_efficiency import pipeline, storage
 from veeam_efficiency.settings import AnalysisSettings
-from veeam_efficiency.synthetic import generate_document
 from veeam_efficiency.window import analysis_window
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]

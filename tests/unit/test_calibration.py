@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.realdata import real_sample_document, require_real_sample
+from tests.support.realdata import real_sample_document, require_real_sample
 from veeam_efficiency import calibration
 from veeam_efficiency.columnar import parse_document_columns
 from veeam_efficiency.sessions import window_sessions

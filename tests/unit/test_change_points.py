@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.context_sessions import job_sessions
+from tests.support.context_sessions import job_sessions
 from veeam_efficiency.calibration import NOISE_LOG_SD
 from veeam_efficiency.change_points import MIN_SERIES, change_points
 

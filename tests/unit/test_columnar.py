@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.support.documents import document, session
 from veeam_efficiency import columnar
 from veeam_efficiency.columnar import parse_document_columns
 from veeam_efficiency.contract import SESSION_FIELDS, ContractError, parse_document
@@ -21,36 +22,38 @@ START = datetime(2026, 11, 20, tzinfo=UTC)
 
 def _session(n: int, **overrides: Any) -> dict[str, Any]:
     created = START + timedelta(hours=n)
-    return {
-        "session_id": f"s-{n}",
-        "job_id": f"job-{n % 3}",
-        "job_name": ["SQL Daily", "Zürich VMs – täglich", "東京 SQL ログ"][n % 3],
-        "job_type": "Backup",
-        "algorithm": "Full" if n % 7 == 0 else "Increment",
-        "result": "Failed" if n % 11 == 0 else "Success",
-        "is_retry": n % 5 == 0,
-        "creation_time": created.isoformat().replace("+00:00", "Z"),
-        "end_time": (created + timedelta(minutes=20)).astimezone().isoformat(),  # another offset
-        "data_size_bytes": 2**62 + n,
-        "backup_size_bytes": 4_000 + n,
-        "read_size_bytes": 9_000 + n,
-        "transferred_size_bytes": 4_500 + n,
-        "dedup_ratio_raw": 40 + n % 50,
-        "compress_ratio_raw": 2**31 - 1 if n == 4 else 30 + n % 40,
-    } | overrides
+    return (
+        session(
+            f"s-{n}",
+            created,
+            job_id=f"job-{n % 3}",
+            job_name=["SQL Daily", "Zürich VMs – täglich", "東京 SQL ログ"][n % 3],
+            algorithm="Full" if n % 7 == 0 else "Increment",
+            result="Failed" if n % 11 == 0 else "Success",
+            is_retry=n % 5 == 0,
+            creation_time=created.isoformat().replace("+00:00", "Z"),
+            end_time=(created + timedelta(minutes=20)).astimezone().isoformat(),  # another offset
+            data_size_bytes=2**62 + n,
+            backup_size_bytes=4_000 + n,
+            read_size_bytes=9_000 + n,
+            transferred_size_bytes=4_500 + n,
+            dedup_ratio_raw=40 + n % 50,
+            compress_ratio_raw=2**31 - 1 if n == 4 else 30 + n % 40,
+        )
+        | overrides
+    )
 
 
 def _document(sessions: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "vbr_host": "vbr01.example.test",
-        "vbr_version": "12.3.1.1139",
-        "collected_at": "2026-11-27T06:00:00+01:00",
-        "window_start": "2026-11-19T00:00:00Z",
-        "window_end": "2026-11-27T00:00:00Z",
-        "extra_top_level_field": {"ignored": [1, 2]},
-        "sessions": sessions,
-    } | overrides
+    return (
+        document(
+            sessions,
+            window_start=datetime(2026, 11, 19, tzinfo=UTC),
+            collected_at="2026-11-27T06:00:00+01:00",
+            extra_top_level_field={"ignored": [1, 2]},
+        )
+        | overrides
+    )
 
 
 def _sessions(count: int) -> list[dict[str, Any]]:

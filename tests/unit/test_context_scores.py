@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.context_sessions import (
+from tests.support.context_sessions import (
     APPLIANCE,
     BEST_PRACTICE_DISK,
     DISK,
@@ -20,7 +20,8 @@ from tests.context_sessions import (
 from veeam_efficiency.calibration import EXPECTED_COMPRESSION_FACTOR, EXPECTED_DEDUP_FACTOR
 from veeam_efficiency.context_scores import CONTEXT_COLUMNS, add_context, job_settings_frame
 from veeam_efficiency.expectations import PEER_PRIOR_WEIGHT, SETTINGS_COLUMNS
-from veeam_efficiency.scorecards import QUALITY_FLAGS, score_window
+from veeam_efficiency.scorecards import score_window
+from veeam_efficiency.tables import QUALITY_FLAGS, SCORE_FLAGS
 
 
 def test_seed_columns_are_untouched() -> None:
@@ -34,8 +35,8 @@ def test_seed_columns_are_untouched() -> None:
     pd.testing.assert_frame_equal(cards[seed.columns].drop(columns="quality_flags"), seed.drop(columns="quality_flags"))
     assert set(CONTEXT_COLUMNS) <= set(cards.columns)
     for old, new in zip(seed["quality_flags"], cards["quality_flags"], strict=True):
-        assert list(new) == [*QUALITY_FLAGS, "MISCONFIGURED", "LEVEL_SHIFT"]
-        assert {flag: new[flag] for flag in QUALITY_FLAGS} == old
+        assert list(new) == [*SCORE_FLAGS, "MISCONFIGURED", "LEVEL_SHIFT"] == list(QUALITY_FLAGS)
+        assert {flag: new[flag] for flag in SCORE_FLAGS} == old
         assert all(isinstance(value, bool) for value in new.values())
 
 

@@ -9,39 +9,16 @@ from typing import Any
 
 import pytest
 
+from tests.support.documents import document, session
 from veeam_efficiency.contract import DOCUMENT_FIELDS, SESSION_FIELDS, ContractError, parse_document
 
 
 def _session(n: int, **overrides: Any) -> dict[str, Any]:
-    return {
-        "session_id": f"s-{n}",
-        "job_id": "job-1",
-        "job_name": "SQL Daily",
-        "job_type": "Backup",
-        "algorithm": "Increment",
-        "result": "Success",
-        "is_retry": False,
-        "creation_time": f"2026-11-26T0{n}:00:00Z",
-        "end_time": f"2026-11-26T0{n}:30:00Z",
-        "data_size_bytes": 1_000_000,
-        "backup_size_bytes": 400_000,
-        "read_size_bytes": 900_000,
-        "transferred_size_bytes": 450_000,
-        "dedup_ratio_raw": 96,
-        "compress_ratio_raw": 33,
-    } | overrides
+    return session(f"s-{n}", datetime(2026, 11, 26, n, tzinfo=UTC), **overrides)
 
 
 def _document(sessions: list[dict[str, Any]] | None = None, **overrides: Any) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "vbr_host": "vbr01.example.test",
-        "vbr_version": "12.3.1.1139",
-        "collected_at": "2026-11-27T06:00:00Z",
-        "window_start": "2026-11-26T00:00:00Z",
-        "window_end": "2026-11-27T00:00:00Z",
-        "sessions": [_session(1), _session(2), _session(3)] if sessions is None else sessions,
-    } | overrides
+    return document([_session(1), _session(2), _session(3)] if sessions is None else sessions, **overrides)
 
 
 def _broken(index: int, field: str, value: Any) -> str:

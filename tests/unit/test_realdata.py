@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests import realdata
-from tests.realdata import real_sample_csv, real_sample_document, require_real_sample, session_id_for
+from tests.support import realdata
+from tests.support.realdata import real_sample_csv, real_sample_document, require_real_sample, session_id_for
 from veeam_efficiency.contract import parse_document
 
 JOB_SESSIONS = 4_707  # distinct (JobName, CreationTime) pairs in the CSV

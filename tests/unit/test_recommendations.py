@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.context_sessions import (
+from tests.support.context_sessions import (
     APPLIANCE,
     BEST_PRACTICE_DISK,
     DISK,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.support.documents import document_text, session
 from veeam_efficiency.contract import parse_document
 from veeam_efficiency.sessions import (
     EXCLUSION_REASONS,
@@ -32,36 +32,27 @@ def _iso(moment: datetime) -> str:
 
 
 def _session(session_id: str, created: datetime, **overrides: Any) -> dict[str, Any]:
-    return {
-        "session_id": session_id,
-        "job_id": "job-1",
-        "job_name": "SQL Daily",
-        "job_type": "Backup",
-        "algorithm": "Increment",
-        "result": "Success",
-        "is_retry": False,
-        "creation_time": _iso(created),
-        "end_time": _iso(created + timedelta(minutes=20)),
-        "data_size_bytes": 10 * 2**30,
-        "backup_size_bytes": 2**30,
-        "read_size_bytes": 5 * 2**30,
-        "transferred_size_bytes": 2**30,
-        "dedup_ratio_raw": 50,
-        "compress_ratio_raw": 50,
-    } | overrides
+    return (
+        session(
+            session_id,
+            created,
+            minutes=20,
+            data_size_bytes=10 * 2**30,
+            backup_size_bytes=2**30,
+            read_size_bytes=5 * 2**30,
+            transferred_size_bytes=2**30,
+            dedup_ratio_raw=50,
+            compress_ratio_raw=50,
+        )
+        | overrides
+    )
 
 
 def _window(sessions: list[dict[str, Any]], settings: AnalysisSettings = SETTINGS):
-    document = {
-        "schema_version": 1,
-        "vbr_host": "vbr01.example.test",
-        "vbr_version": "12.3.1.1139",
-        "collected_at": _iso(END + timedelta(hours=6)),
-        "window_start": _iso(START - timedelta(days=1)),
-        "window_end": _iso(END + timedelta(days=1)),
-        "sessions": sessions,
-    }
-    return window_sessions(parse_document(json.dumps(document)), START, END, settings)
+    text = document_text(
+        sessions, window_start=START - timedelta(days=1), window_end=END + timedelta(days=1), collected_at=_iso(END)
+    )
+    return window_sessions(parse_document(text), START, END, settings)
 
 
 def _at(hours: float) -> datetime:
@@ -223,20 +214,8 @@ def test_renamed_job_shows_its_newest_name() -> None:
 
 
 def test_sessions_frame_types() -> None:
-    document = parse_document(
-        json.dumps(
-            {
-                "schema_version": 1,
-                "vbr_host": "h",
-                "vbr_version": "12",
-                "collected_at": "2026-11-27T00:00:00Z",
-                "window_start": "2026-11-26T00:00:00Z",
-                "window_end": "2026-11-27T00:00:00Z",
-                "sessions": [_session("a", _at(1), end_time=None, data_size_bytes=2**62)],
-            }
-        )
-    )
-    frame = sessions_frame(document["sessions"])
+    parsed = parse_document(document_text([_session("a", _at(1), end_time=None, data_size_bytes=2**62)]))
+    frame = sessions_frame(parsed["sessions"])
     assert frame["data_size_bytes"].dtype == np.int64
     assert frame["data_size_bytes"].iloc[0] == 2**62
     assert frame["dedup_ratio_raw"].dtype == np.int64

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tools.synthetic import generate_document, main, write_document
 from veeam_efficiency.contract import SESSION_FIELDS, parse_document
-from veeam_efficiency.synthetic import generate_document, main, write_document
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO / "include" / "sample_data"
@@ -266,7 +266,7 @@ def test_sample_files_match_the_readme_commands(tmp_path: Path) -> None:
     """The README's commands regenerate the files byte for byte: rerun them after changing the generator."""
     readme = (SAMPLE_DIR / "README.md").read_text(encoding="utf-8")
     assert "synthetic" in readme.lower()
-    commands = re.findall(r"^PYTHONPATH=plugins \S+ -m veeam_efficiency\.synthetic (.+)$", readme, re.MULTILINE)
+    commands = re.findall(r"^PYTHONPATH=plugins \S+ -m tools\.synthetic (.+)$", readme, re.MULTILINE)
     assert len(commands) == len(SAMPLE_HOSTS)
     for command in commands:
         argv = shlex.split(command)

@@ -1,12 +1,12 @@
-"""Transports that run the PowerShell collector and return its stdout (one JSON document).
+"""Collectors without Airflow: the local pwsh run, the replay files, and the errors every collector raises.
 
-``run_local_script`` runs it with a local pwsh; ``run_remote_script`` runs it on the VBR
-server over an Airflow SSHHook. Both raise :class:`CollectorError` for failures a retry
-may fix; validating the document against the contract is the caller's job.
+``run_local_script`` runs the PowerShell collector with a local pwsh; the SSH transport needs
+an Airflow ``SSHHook`` and so lives in :mod:`veeam_efficiency.airflow.ssh_collector`. All
+raise :class:`CollectorError` for failures a retry may fix and :class:`CollectorConfigError`
+for a set-up that must change; validating the document against the contract is the caller's job.
 """
 
-from veeam_efficiency.collectors.errors import CollectorError
+from veeam_efficiency.collectors.errors import CollectorConfigError, CollectorError
 from veeam_efficiency.collectors.local import run_local_script
-from veeam_efficiency.collectors.ssh import run_remote_script
 
-__all__ = ["CollectorError", "run_local_script", "run_remote_script"]
+__all__ = ["CollectorConfigError", "CollectorError", "run_local_script"]

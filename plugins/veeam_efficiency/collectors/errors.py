@@ -14,6 +14,10 @@ STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARS = 4000  # one runaway line must not flood the task log
 
 
+class CollectorConfigError(ValueError):
+    """The collector cannot run as configured (e.g. an SSH connection that skips host key checks): do not retry."""
+
+
 class CollectorError(RuntimeError):
     """Collection failed in a way a retry may fix (exit code, timeout, empty or non-JSON stdout, SSH failure)."""
 

@@ -13,9 +13,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from typing_extensions import TypedDict
+
 from veeam_efficiency.collectors.errors import CollectorError, check_output, stderr_tail
 
 ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+DEFAULT_PWSH = "pwsh"
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+class ScriptOptions(TypedDict, total=False):
+    """How the script runs, the same for every transport: which PowerShell, and for how long at most."""
+
+    pwsh: str
+    timeout_s: float
 
 
 def format_utc(moment: datetime) -> str:
@@ -45,8 +56,8 @@ def run_local_script(
     window_end: datetime,
     job_names: Sequence[str] = (),
     *,
-    pwsh: str = "pwsh",
-    timeout_s: float = 1800,
+    pwsh: str = DEFAULT_PWSH,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> str:
     """Run ``script`` with ``pwsh`` on this machine and return its stdout (one JSON object).
 

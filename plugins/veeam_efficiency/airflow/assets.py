@@ -15,6 +15,8 @@ from airflow.sdk import Asset, AssetAlias
 
 from veeam_efficiency.tables import HISTORY, SCHEMA, SCORECARDS
 
+__all__ = ["HISTORY", "HISTORY_ALIAS", "OUTLETS", "SCORECARDS", "SCORECARDS_ALIAS", "announce", "table_uri"]
+
 SCORECARDS_ALIAS = AssetAlias("veeam_feature3_scorecards")
 HISTORY_ALIAS = AssetAlias("veeam_feature3_history")
 OUTLETS = [SCORECARDS_ALIAS, HISTORY_ALIAS]

@@ -21,8 +21,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from veeam_efficiency.collectors.errors import CollectorError, check_output, stderr_tail
-from veeam_efficiency.collectors.local import script_arguments
+from typing_extensions import Unpack
+
+from veeam_efficiency.collectors.errors import CollectorConfigError, CollectorError, check_output, stderr_tail
+from veeam_efficiency.collectors.local import DEFAULT_PWSH, DEFAULT_TIMEOUT_S, ScriptOptions, script_arguments
 
 if TYPE_CHECKING:
     from airflow.providers.ssh.hooks.ssh import SSHHook
@@ -50,7 +52,7 @@ def remote_command(pwsh: str, remote_name: str, arguments: Sequence[str]) -> str
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
-    """Errors a retry may fix. Imported late: this module is imported at DAG parse time."""
+    """Errors a retry may fix. Imported late: paramiko and the providers are not needed at DAG parse time."""
     import paramiko
     from airflow.providers.common.compat.sdk import AirflowException
 
@@ -63,17 +65,17 @@ def run_remote_script(
     window_start: datetime,
     window_end: datetime,
     job_names: Sequence[str] = (),
-    *,
-    pwsh: str = "pwsh",
-    timeout_s: float = 1800,
+    **options: Unpack[ScriptOptions],
 ) -> str:
     """Run ``script`` on the hook's host and return its stdout (one JSON object).
 
     ``timeout_s`` is the hook's command timeout: the command is abandoned once it has been
     silent (no stdout or stderr) for that long. Raises CollectorError on a non-zero exit,
     a timeout, empty or non-JSON stdout, or any SSH/SFTP failure (refused host key, failed
-    authentication, reset connection).
+    authentication, reset connection); CollectorConfigError for a connection that turns host
+    key verification off.
     """
+    pwsh, timeout_s = options.get("pwsh", DEFAULT_PWSH), options.get("timeout_s", DEFAULT_TIMEOUT_S)
     if not script.is_file():
         raise FileNotFoundError(f"collector script {script} does not exist")
     remote_name = f"veeam_efficiency_{uuid.uuid4().hex}.ps1"
@@ -97,9 +99,7 @@ def run_remote_script(
 def _refuse_unverified_host_keys(hook: SSHHook) -> None:
     """Fail (no retry) on a connection that accepts any host key: whoever answers would get the credentials."""
     if hook.no_host_key_check or hook.allow_host_key_change:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(
+        raise CollectorConfigError(
             f"SSH connection {hook.ssh_conn_id!r} turns host key verification off (no_host_key_check or "
             "allow_host_key_change), so any server could answer for the VBR host; remove that extra and pin the "
             "key instead (host_key extra or the worker's known_hosts)"

@@ -10,7 +10,7 @@ generator, so a million sessions take seconds and the same seed gives the same d
 
 CLI (writes compact JSON)::
 
-    python -m veeam_efficiency.synthetic --host vbr01.example.local --jobs 12 --sessions 2100 \\
+    python -m tools.synthetic --host vbr01.example.local --jobs 12 --sessions 2100 \\
         --start 2026-07-01T00:00:00Z --end 2026-11-27T00:00:00Z --seed 101 --out vbr01.json
 """
 
@@ -403,7 +403,7 @@ def _utc_time(text: str) -> datetime:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m veeam_efficiency.synthetic",
+        prog="python -m tools.synthetic",
         description="Write a synthetic VBR collector document (compact JSON).",
     )
     parser.add_argument("--host", required=True, help="vbr_host, e.g. vbr01.example.local")

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("VEEAM_SHARED_DATA", REPO.parent / "shared" / "data"))
 SAMPLE_CSV = "vbr_task_sessions_sample.csv"
 REAL_SAMPLE_HOST = "ausveeam01.real.sample"

@@ -14,6 +14,7 @@ from psycopg import sql
 
 from veeam_efficiency import payload, storage
 from veeam_efficiency.copy_binary import NotBinaryCopyable, binary_copy
+from veeam_efficiency.tables import HISTORY, HISTORY_TABLE, SCHEMA, SCORECARD_TABLE
 
 pytestmark = pytest.mark.postgres
 
@@ -60,7 +61,7 @@ def _history(count: int, *, first: int = 0, job: str = "job-1") -> pd.DataFrame:
     return frame
 
 
-NO_CARDS = payload.from_records([], storage.SCORECARD_COLUMNS)
+NO_CARDS = payload.from_records([], SCORECARD_TABLE.kinds)
 
 
 @pytest.fixture
@@ -70,24 +71,34 @@ def conn(results_db: str) -> Iterator[psycopg.Connection[Any]]:
         yield connection
 
 
-def _rows(conn: psycopg.Connection[Any], table: str = f"{storage.SCHEMA}.{storage.HISTORY}") -> list[Any]:
+def _rows(conn: psycopg.Connection[Any], table: str = f"{SCHEMA}.{HISTORY}") -> list[Any]:
     return conn.execute(f"SELECT * FROM {table} ORDER BY session_id").fetchall()
 
 
-def test_binary_copy_stores_what_the_text_format_stores(conn: psycopg.Connection[Any]) -> None:
+def _python_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """The frame's rows as plain Python values (NaN/NaT as None), for psycopg to adapt itself."""
+    columns = []
+    for name in HISTORY_TABLE.names:
+        values = frame[name].astype(object).tolist()
+        if HISTORY_TABLE.column(name).kind == "time":
+            values = [None if pd.isna(moment) else pd.Timestamp(moment).to_pydatetime() for moment in values]
+        columns.append([None if value is None or value != value else value for value in values])  # NaN != NaN
+    return list(zip(*columns, strict=True))
+
+
+def test_binary_copy_stores_what_parameterised_inserts_store(conn: psycopg.Connection[Any]) -> None:
+    """The reference is psycopg's own adaptation of each Python value, one INSERT per row."""
     history = _history(300)
     counts = storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=history, scorecards=NO_CARDS)
     assert counts == {"history_rows": 300, "scorecard_rows": 0, "stale_scorecards_deleted": 0, "unscored_jobs": 0}
-    names = sql.SQL(", ").join(map(sql.Identifier, storage.HISTORY_COLUMNS))
-    conn.execute(
-        f"CREATE TEMP TABLE text_copy (LIKE {storage.SCHEMA}.{storage.HISTORY})"
-    )  # the text format is the reference: PostgreSQL parses it itself
-    with conn.cursor() as cur, cur.copy(sql.SQL("COPY text_copy ({}) FROM STDIN").format(names)) as copy:
-        for chunk in storage.copy_text_chunks(history, storage.HISTORY_COLUMNS):
-            copy.write(chunk)
-    binary, text = _rows(conn), _rows(conn, "text_copy")
+    conn.execute(f"CREATE TEMP TABLE reference (LIKE {SCHEMA}.{HISTORY})")
+    names = sql.SQL(", ").join(map(sql.Identifier, HISTORY_TABLE.names))
+    marks = sql.SQL(", ").join(sql.Placeholder() * len(HISTORY_TABLE.names))
+    with conn.cursor() as cur:
+        cur.executemany(sql.SQL("INSERT INTO reference ({}) VALUES ({})").format(names, marks), _python_rows(history))
+    binary, reference = _rows(conn), _rows(conn, "reference")
     assert len(binary) == 300
-    assert binary == text
+    assert binary == reference
     assert {row[5] for row in binary} == set(TEXTS)  # job_name, byte for byte ('' is not NULL)
 
 
@@ -119,7 +130,7 @@ def test_direct_copy_leaves_other_hosts_alone(conn: psycopg.Connection[Any]) -> 
     other = _history(10).assign(vbr_host="vbr02.example.test")
     storage.write_run(conn, vbr_host="vbr02.example.test", analysis_date=DAY, history=other, scorecards=NO_CARDS)
     storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(10), scorecards=NO_CARDS)
-    hosts = conn.execute(f"SELECT vbr_host, count(*) FROM {storage.SCHEMA}.{storage.HISTORY} GROUP BY 1").fetchall()
+    hosts = conn.execute(f"SELECT vbr_host, count(*) FROM {SCHEMA}.{HISTORY} GROUP BY 1").fetchall()
     assert sorted(hosts) == [(HOST, 10), ("vbr02.example.test", 10)]
 
 
