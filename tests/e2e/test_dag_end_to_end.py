@@ -106,8 +106,8 @@ def test_window_follows_the_data_interval(monkeypatch, results_db, replay_dir):
         "GROUP BY analysis_date ORDER BY 1",
     )
     assert [(str(day), start.date().isoformat(), end.date().isoformat()) for day, start, end in days] == [
-        ("2026-11-19", "2026-10-21", "2026-11-20"),
-        ("2026-11-26", "2026-10-28", "2026-11-27"),
+        ("2026-11-19", "2026-10-16", "2026-11-20"),  # 35 days (lookback_days' default since issue 11)
+        ("2026-11-26", "2026-10-23", "2026-11-27"),
     ]
 
 
