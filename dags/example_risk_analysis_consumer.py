@@ -5,8 +5,10 @@ Runs whenever `veeam_storage_efficiency` has loaded a VBR host's day: it is sche
 on the asset alias `veeam_feature3_scorecards`, which each `load` resolves to
 `postgres://<host>:<port>/<db>/feature3/metrics_storage_efficiency`. Each triggering
 event's extra names the host and day (`vbr_host`, `analysis_date`) and the row counts,
-so the consumer reads exactly those scorecards and their `quality_flags`. Copy it as the
-starting point of the real risk-analysis DAG.
+so the consumer reads exactly those scorecards and their `quality_flags`: the seed's
+CRITICAL_ANOMALIES, DEGRADING_TREND and HIGH_VARIANCE, and MISCONFIGURED (a critical
+recommendation) and LEVEL_SHIFT (efficiency dropped to a new level), always present
+as booleans. Copy it as the starting point of the real risk-analysis DAG.
 """
 
 from __future__ import annotations
@@ -49,12 +51,15 @@ def example_risk_analysis_consumer() -> None:
         }
         with PostgresHook(postgres_conn_id=(params or {})["postgres_conn_id"]).get_conn() as conn:
             cards = job_scorecards(conn, loaded)
-        flags = [
-            {key: card[key] for key in ("vbr_host", "analysis_date", "job_id", "job_name", "grade", "quality_flags")}
-            for card in cards
-        ]
+        keys = ("vbr_host", "analysis_date", "job_id", "job_name", "grade", "context_grade", "quality_flags")
+        flags = [{key: card[key] for key in keys} for card in cards]
         at_risk = [card for card in flags if any(card["quality_flags"].values())]
-        log.info("%d scorecards of %s; %d with a quality flag", len(flags), sorted(loaded), len(at_risk))
+        misconfigured = [card["job_name"] for card in flags if card["quality_flags"].get("MISCONFIGURED")]
+        shifted = [card["job_name"] for card in flags if card["quality_flags"].get("LEVEL_SHIFT")]
+        log.info(
+            "%d scorecards of %s; %d with a quality flag; misconfigured: %s; level shift: %s",
+            len(flags), sorted(loaded), len(at_risk), misconfigured or "none", shifted or "none",
+        )  # fmt: skip
         return flags
 
     read_quality_flags()

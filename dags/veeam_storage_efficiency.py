@@ -4,7 +4,9 @@
 Scores every Veeam Backup & Replication backup job on how well its storage is
 reduced: deduplication, compression, trend, consistency and anomalies, weighted into
 an overall 0-100 score, a grade A-F and the storage and money it wastes against a
-good benchmark (2.5x dedup, 1.8x compression by default).
+good benchmark (2.5x dedup, 1.8x compression by default). Beside it, a grade in
+context judges each job against what its backup kind, peers and settings make
+possible, with recommendations priced in money and the date its efficiency dropped.
 
 Each run covers the `lookback_days` ending at the end of its day (the data interval),
 so a backfill of day D gives exactly the scorecard a scheduled run of day D gave.
@@ -17,7 +19,8 @@ One server failing does not stop the others (the run is marked failed).
 
 Alerts: a failed task e-mails (and calls the optional alert hook) naming the VBR host,
 try and log; after loading, **alert_degraded_jobs** sends one summary of the jobs flagged
-CRITICAL_ANOMALIES or DEGRADING_TREND; when `VEEAM_RUN_DEADLINE_MINUTES` is set, a run not
+CRITICAL_ANOMALIES, DEGRADING_TREND, MISCONFIGURED or LEVEL_SHIFT, each with its top
+recommendation; when `VEEAM_RUN_DEADLINE_MINUTES` is set, a run not
 finished that long after it was queued raises a Deadline Alert. **load** emits asset events on the aliases
 `veeam_feature3_scorecards` / `veeam_feature3_history` for downstream DAGs.
 """

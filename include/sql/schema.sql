@@ -46,6 +46,19 @@ CREATE TABLE IF NOT EXISTS feature3.metrics_storage_efficiency (
     quality_flags                jsonb       NOT NULL,
     PRIMARY KEY (vbr_host, job_id, analysis_date)
 );
+-- The grade in context (README, "Two grades"; docs/context-grade.md). Added in place to tables
+-- made before it; rows written before it keep NULLs (and no recommendations) until re-run.
+ALTER TABLE feature3.metrics_storage_efficiency
+    ADD COLUMN IF NOT EXISTS context_expected_dedup_factor       double precision,
+    ADD COLUMN IF NOT EXISTS context_expected_compression_factor double precision,
+    ADD COLUMN IF NOT EXISTS context_score                       double precision,
+    ADD COLUMN IF NOT EXISTS context_grade                       char(1)
+        CHECK (context_grade IN ('A', 'B', 'C', 'D', 'F')),
+    ADD COLUMN IF NOT EXISTS attainable_potential_gb             double precision,
+    ADD COLUMN IF NOT EXISTS attainable_annual_savings_usd       double precision,
+    ADD COLUMN IF NOT EXISTS recommendations                     jsonb NOT NULL DEFAULT '[]'::jsonb,
+    ADD COLUMN IF NOT EXISTS change_point_at                     timestamptz,
+    ADD COLUMN IF NOT EXISTS change_point_shift                  double precision;
 CREATE INDEX IF NOT EXISTS metrics_storage_efficiency_date_idx
     ON feature3.metrics_storage_efficiency (analysis_date);
 

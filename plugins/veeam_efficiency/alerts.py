@@ -1,8 +1,9 @@
 """The words of every alert the DAG sends: plain functions of plain values, no Airflow, no I/O.
 
 Three alerts: a task failed (which server, which try, where its log is), a run found
-jobs whose storage efficiency is dropping (one summary per run, not one mail per job:
-an admin reads one list, sorted by the money at stake), and a run missed its deadline.
+jobs whose storage efficiency is dropping or whose settings are wrong (one summary per
+run, not one mail per job: an admin reads one list, sorted by the money at stake, each
+job with its top recommendation), and a run missed its deadline.
 Each is an :class:`Alert` with a subject, a plain-text body (for chat hooks) and an
 HTML body (for e-mail), so every channel says the same thing.
 """
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from veeam_efficiency.tables import CRITICAL_ANOMALIES, DEGRADING_TREND, FLAGS_ALERTED
+from veeam_efficiency.tables import CRITICAL_ANOMALIES, DEGRADING_TREND, FLAGS_ALERTED, LEVEL_SHIFT, MISCONFIGURED
 
 __all__ = ["FLAGS_ALERTED", "Alert", "degradation_summary", "flagged", "run_deadline_missed", "task_failure"]
 
@@ -70,11 +71,13 @@ def flagged(card: Mapping[str, Any]) -> list[str]:
 
 
 def degradation_summary(cards: Iterable[Mapping[str, Any]], *, dag_id: str, run_id: str) -> Alert | None:
-    """One summary of the job scorecards flagged CRITICAL_ANOMALIES or DEGRADING_TREND; None when there is none.
+    """One summary of the job scorecards with a flag of :data:`FLAGS_ALERTED`; None when there is none.
 
     ``cards`` are scorecard rows (``vbr_host``, ``job_name``, ``analysis_date``, ``grade``,
     ``overall_score``, ``trend_change``, ``annual_savings_usd``, ``optimization_potential_gb``,
-    ``quality_flags``). Listed by money at stake, largest first: that is what an admin fixes first.
+    ``quality_flags``; optionally ``context_grade``, ``context_score``,
+    ``attainable_annual_savings_usd`` and ``recommendations``). Listed by money at stake,
+    largest first: that is what an admin fixes first.
     """
     rows = [card for card in cards if flagged(card)]
     if not rows:
@@ -82,12 +85,17 @@ def degradation_summary(cards: Iterable[Mapping[str, Any]], *, dag_id: str, run_
     rows.sort(key=lambda card: (-_number(card.get("annual_savings_usd")), str(card["vbr_host"]), str(card["job_name"])))
     degrading = sum(DEGRADING_TREND in flagged(card) for card in rows)
     critical = sum(CRITICAL_ANOMALIES in flagged(card) for card in rows)
+    misconfigured = sum(MISCONFIGURED in flagged(card) for card in rows)
+    shifted = sum(LEVEL_SHIFT in flagged(card) for card in rows)
+    extra = (f", {misconfigured} misconfigured" if misconfigured else "") + (
+        f", {shifted} with a level shift" if shifted else ""
+    )
     hosts = sorted({str(card["vbr_host"]) for card in rows})
     days = sorted({str(card["analysis_date"]) for card in rows})
     at_stake = sum(_number(card.get("annual_savings_usd")) for card in rows)
     subject = (
         f"{SUBJECT_PREFIX} {_count(len(rows), 'job')} flagged on {_count(len(hosts), 'VBR host')} "
-        f"({degrading} degrading, {critical} with critical anomalies), {_usd(at_stake)}/year at stake"
+        f"({degrading} degrading, {critical} with critical anomalies{extra}), {_usd(at_stake)}/year at stake"
     )
     lines = [
         f"Analysis day(s): {', '.join(days)}    DAG: {dag_id}    Run: {run_id}",
@@ -105,8 +113,29 @@ def degradation_summary(cards: Iterable[Mapping[str, Any]], *, dag_id: str, run_
             f"at stake {_usd(_number(card.get('annual_savings_usd')))}/year, "
             f"{_number(card.get('optimization_potential_gb')):,.1f} GB/day, "
             f"flags: {', '.join(flagged(card))}",
+            *_in_context(card),
         ]
     return Alert(subject=_one_line(subject, 250), text="\n".join(lines) + "\n")
+
+
+def _in_context(card: Mapping[str, Any]) -> list[str]:
+    """The job's grade in context and its top recommendation (none on scorecards written before them)."""
+    lines = []
+    if card.get("context_grade"):
+        lines.append(
+            f"    in context: grade {card['context_grade']} (score {_number(card.get('context_score')):.1f}), "
+            f"following the recommendations saves {_usd(_number(card.get('attainable_annual_savings_usd')))}/year"
+        )
+    recommendations = card.get("recommendations") or []
+    if recommendations:
+        top = recommendations[0]
+        money = top.get("est_annual_savings_usd")
+        worth = f"{_usd(_number(money))}/year" if money is not None else "no storage figure"
+        lines.append(
+            f"    top recommendation [{top.get('severity')}, {worth}]: {_one_line(str(top.get('title')), 200)}"
+        )
+        lines.append(f"      {_one_line(str(top.get('detail')), 600)}")
+    return lines
 
 
 def run_deadline_missed(

@@ -17,13 +17,16 @@ from veeam_efficiency.tables import FLAGS_ALERTED, SCHEMA, SCORECARDS
 COLUMNS = (
     "vbr_host", "job_id", "job_name", "analysis_date", "grade", "overall_score", "trend_classification",
     "trend_change", "annual_savings_usd", "optimization_potential_gb", "quality_flags",
+    "context_grade", "context_score", "attainable_annual_savings_usd", "recommendations",
+    "change_point_at", "change_point_shift",
 )  # fmt: skip
 
 
 def job_scorecards(conn: Any, loaded: Iterable[tuple[str, str]], *, flagged_only: bool = False) -> list[dict[str, Any]]:
     """Job scorecards (not the host roll-ups) of the ``(vbr_host, analysis_date)`` pairs.
 
-    ``flagged_only``: just those with a flag of ``tables.FLAGS_ALERTED`` (CRITICAL_ANOMALIES, DEGRADING_TREND).
+    ``flagged_only``: just those with a flag of ``tables.FLAGS_ALERTED`` (CRITICAL_ANOMALIES,
+    DEGRADING_TREND, MISCONFIGURED, LEVEL_SHIFT). ``change_point_at`` comes back as ISO text.
     """
     pairs = sorted(set(loaded))
     if not pairs:
@@ -48,4 +51,9 @@ def job_scorecards(conn: Any, loaded: Iterable[tuple[str, str]], *, flagged_only
     with conn.cursor() as cur:
         cur.execute(query, params)
         rows = cur.fetchall()
-    return [dict(zip(COLUMNS, row, strict=True)) | {"analysis_date": str(row[3])} for row in rows]
+    at = COLUMNS.index("change_point_at")
+    return [
+        dict(zip(COLUMNS, row, strict=True))
+        | {"analysis_date": str(row[3]), "change_point_at": None if row[at] is None else row[at].isoformat()}
+        for row in rows
+    ]

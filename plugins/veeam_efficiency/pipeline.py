@@ -15,6 +15,7 @@ import pandas as pd
 
 from veeam_efficiency import payload
 from veeam_efficiency.columnar import parse_document_columns
+from veeam_efficiency.context_scores import add_context, job_settings_frame
 from veeam_efficiency.job_settings import job_settings_records
 from veeam_efficiency.optimization import add_optimization_potential
 from veeam_efficiency.scorecards import score_window
@@ -93,7 +94,12 @@ def has_qualifying_jobs(validated: dict[str, Any]) -> bool:
 
 
 def analyze(validated: dict[str, Any], settings: AnalysisSettings) -> dict[str, Any]:
-    """Score the qualifying jobs; return scorecards and each scored session's anomaly verdict."""
+    """Score the qualifying jobs; return scorecards and each scored session's anomaly verdict.
+
+    Each job is also graded in context (expected factors, recommendations, change point):
+    with the job settings of a contract v2 document (``validated["job_settings"]``), else
+    as for v1 (every setting unknown).
+    """
     sessions = payload.from_columns(validated["sessions"], SESSION_KINDS)
     result = score_window(
         sessions,
@@ -104,11 +110,12 @@ def analyze(validated: dict[str, Any], settings: AnalysisSettings) -> dict[str, 
         window_end=datetime.fromisoformat(validated["window_end"]),
         analysis_date=date.fromisoformat(validated["analysis_date"]),
     )
-    kinds = {name: kind for name, kind in SCORECARD_KINDS.items() if name in result.scorecards.columns}
+    cards = add_context(result.scorecards, sessions, job_settings_frame(validated.get("job_settings")), settings)
+    kinds = {name: kind for name, kind in SCORECARD_KINDS.items() if name in cards.columns}
     return {
         "vbr_host": validated["vbr_host"],
         "analysis_date": validated["analysis_date"],
-        "scorecards": payload.to_records(result.scorecards, kinds),
+        "scorecards": payload.to_records(cards, kinds),
         "session_anomalies": payload.to_columns(result.session_anomalies, ANOMALY_KINDS),
     }
 

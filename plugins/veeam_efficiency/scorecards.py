@@ -17,7 +17,7 @@ from veeam_efficiency.contract import HOST_ROLLUP_JOB_ID
 from veeam_efficiency.grouped_stats import standard_scores, welch_trend
 from veeam_efficiency.sessions import EXCLUSION_REASONS, latest_job_names
 from veeam_efficiency.settings import COMPONENTS, AnalysisSettings
-from veeam_efficiency.tables import CRITICAL_ANOMALIES, DEGRADING_TREND, HIGH_VARIANCE, QUALITY_FLAGS
+from veeam_efficiency.tables import CRITICAL_ANOMALIES, DEGRADING_TREND, HIGH_VARIANCE, SCORE_FLAGS
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ def host_rollup(jobs: pd.DataFrame, window: pd.DataFrame, settings: AnalysisSett
     host = pd.DataFrame([row])
     finish(host, settings)
     flags = pd.DataFrame(list(jobs["quality_flags"]))
-    host["quality_flags"] = [{flag: bool(flags[flag].any()) for flag in QUALITY_FLAGS}]
+    host["quality_flags"] = [{flag: bool(flags[flag].any()) for flag in SCORE_FLAGS}]
     return host
 
 

@@ -236,7 +236,8 @@ class AlertSettings(BaseModel):
 
     alert_on_degradation: bool = Field(
         True,
-        description="After loading, send one summary of the jobs flagged CRITICAL_ANOMALIES or DEGRADING_TREND.",
+        description="After loading, send one summary of the jobs flagged CRITICAL_ANOMALIES, DEGRADING_TREND, "
+        "MISCONFIGURED or LEVEL_SHIFT, each with its top recommendation.",
     )
     alert_recipients: list[Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=320)]] = Field(
         default_factory=_env_recipients,

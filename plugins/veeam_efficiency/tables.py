@@ -161,6 +161,21 @@ HISTORY_TABLE = Table(
     key=("vbr_host", "session_id"),
 )
 
+# The grade in context (:mod:`~veeam_efficiency.context_scores`, docs/context-grade.md), added to
+# tables made before it by ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``: so NULL on rows written
+# before it, except ``recommendations`` (``'[]'`` by default).
+CONTEXT_COLUMNS = (
+    _float("context_expected_dedup_factor", True),
+    _float("context_expected_compression_factor", True),
+    _float("context_score", True),
+    Column("context_grade", "text", "character(1)", nullable=True),
+    _float("attainable_potential_gb", True),
+    _float("attainable_annual_savings_usd", True),
+    Column("recommendations", "json", "jsonb"),
+    _time("change_point_at", nullable=True),
+    _float("change_point_shift", True),
+)
+
 # One scorecard per job per day, plus one roll-up row per VBR host (job_id '*', scope 'host').
 SCORECARD_TABLE = Table(
     SCORECARDS,
@@ -201,6 +216,7 @@ SCORECARD_TABLE = Table(
         _float("projected_monthly_savings_gb"),
         _float("annual_savings_usd"),
         Column("quality_flags", "json", "jsonb"),
+        *CONTEXT_COLUMNS,
         _text("dag_run_id", nullable=True),  # the Airflow run that wrote the scorecard (the view links to it)
     ),
     key=("vbr_host", "job_id", "analysis_date"),
@@ -288,9 +304,15 @@ JOB_SETTINGS_TABLE = Table(
 # The tables the DAG writes, in the order a run writes them.
 WRITTEN = (HISTORY_TABLE, SCORECARD_TABLE, UNSCORED_TABLE, JOB_SETTINGS_TABLE)
 
-# The keys of a scorecard's ``quality_flags`` (what the downstream risk model reads).
+# The keys of a scorecard's ``quality_flags`` (what the downstream risk model reads), in order:
+# those the scoring sets (:mod:`~veeam_efficiency.scorecards`), then those of the grade in context.
 CRITICAL_ANOMALIES = "CRITICAL_ANOMALIES"
 DEGRADING_TREND = "DEGRADING_TREND"
 HIGH_VARIANCE = "HIGH_VARIANCE"
-QUALITY_FLAGS = (CRITICAL_ANOMALIES, DEGRADING_TREND, HIGH_VARIANCE)
-FLAGS_ALERTED = (CRITICAL_ANOMALIES, DEGRADING_TREND)  # the degradation summary lists these
+SCORE_FLAGS = (CRITICAL_ANOMALIES, DEGRADING_TREND, HIGH_VARIANCE)
+MISCONFIGURED = "MISCONFIGURED"  # a critical recommendation
+LEVEL_SHIFT = "LEVEL_SHIFT"  # the combined factor dropped to a new level
+CONTEXT_FLAGS = (MISCONFIGURED, LEVEL_SHIFT)
+QUALITY_FLAGS = (*SCORE_FLAGS, *CONTEXT_FLAGS)
+# the degradation summary lists these
+FLAGS_ALERTED = (CRITICAL_ANOMALIES, DEGRADING_TREND, MISCONFIGURED, LEVEL_SHIFT)

@@ -28,11 +28,12 @@ def sample(host: str, seed: int) -> dict:
 
 
 def flagged_in_db(dsn: str) -> list[tuple[str, str, str]]:
-    """(host, job, grade) of the job scorecards flagged CRITICAL_ANOMALIES or DEGRADING_TREND, read independently."""
+    """(host, job, grade) of the job scorecards with an alerted flag (alerts.FLAGS_ALERTED), read independently."""
     return fetch(
         dsn,
         "SELECT vbr_host, job_name, grade FROM feature3.metrics_storage_efficiency WHERE scope = 'job' "
-        "AND ((quality_flags->>'CRITICAL_ANOMALIES')::boolean OR (quality_flags->>'DEGRADING_TREND')::boolean) "
+        "AND ((quality_flags->>'CRITICAL_ANOMALIES')::boolean OR (quality_flags->>'DEGRADING_TREND')::boolean "
+        "OR (quality_flags->>'MISCONFIGURED')::boolean OR (quality_flags->>'LEVEL_SHIFT')::boolean) "
         "ORDER BY vbr_host, job_name",
     )
 

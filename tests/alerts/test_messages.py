@@ -115,3 +115,32 @@ def test_asset_uris_name_the_feature3_tables():
     assert assets.table_uri(host="", port=None, database=None, table=assets.HISTORY) == (
         "postgres://localhost:5432/postgres/feature3/storage_efficiency_history"
     )
+
+
+def test_summary_covers_misconfigured_and_level_shift_with_the_top_recommendation():
+    top = {
+        "code": "ENCRYPTION_ON_DEDUP_APPLIANCE", "severity": "critical",
+        "title": "Encryption defeats the deduplicating appliance", "detail": "Turn off encryption.",
+        "est_monthly_savings_gb": 2000.0, "est_annual_savings_usd": 2343.75,
+    }  # fmt: skip
+    note = {**top, "code": "FAST_CLONE_NOT_COUNTED", "severity": "info", "title": "Fast clone",
+            "est_monthly_savings_gb": None, "est_annual_savings_usd": None}  # fmt: skip
+    flags = {"CRITICAL_ANOMALIES": False, "DEGRADING_TREND": False, "HIGH_VARIANCE": False}
+    cards = [
+        card("Encrypted", usd=10.0, quality_flags={**flags, "MISCONFIGURED": True, "LEVEL_SHIFT": False},
+             context_grade="C", context_score=69.9, attainable_annual_savings_usd=2343.75,
+             recommendations=[top, note]),
+        card("Dropped", usd=5.0, quality_flags={**flags, "MISCONFIGURED": False, "LEVEL_SHIFT": True},
+             context_grade="B", context_score=72.0, attainable_annual_savings_usd=0.0, recommendations=[note]),
+        card("Quiet", quality_flags={**flags, "MISCONFIGURED": False, "LEVEL_SHIFT": False}, recommendations=[note]),
+    ]  # fmt: skip
+    summary = alerts.degradation_summary(cards, dag_id="d", run_id="r")
+    assert summary is not None
+    assert "2 jobs flagged on 1 VBR host (0 degrading, 0 with critical anomalies, 1 misconfigured, " in summary.subject
+    assert "1 with a level shift)" in summary.subject
+    text = summary.text
+    assert "flags: MISCONFIGURED" in text and "flags: LEVEL_SHIFT" in text and "Quiet" not in text
+    assert "in context: grade C (score 69.9), following the recommendations saves $2,344/year" in text
+    assert "top recommendation [critical, $2,344/year]: Encryption defeats the deduplicating appliance" in text
+    assert "top recommendation [info, no storage figure]: Fast clone" in text
+    assert "      Turn off encryption." in text

@@ -221,7 +221,11 @@ def _check_scorecards(cards: list[dict[str, Any]], validated: dict[str, Any], an
         assert card["efficiency_rating"] == RATINGS[card["grade"]]
         assert card["trend_classification"] in ("STABLE", "DEGRADING", "IMPROVING")
         assert card["job_name"] is not None
-        assert set(card["quality_flags"]) == {"CRITICAL_ANOMALIES", "DEGRADING_TREND", "HIGH_VARIANCE"}
+        assert set(card["quality_flags"]) == {
+            "CRITICAL_ANOMALIES", "DEGRADING_TREND", "HIGH_VARIANCE", "MISCONFIGURED", "LEVEL_SHIFT",
+        }  # fmt: skip
+        assert card["context_grade"] in RATINGS and 0.0 <= card["context_score"] <= 100.0, where
+        assert isinstance(card["recommendations"], list)
         assert all(isinstance(flag, bool) for flag in card["quality_flags"].values())
         assert set(card["excluded_by_reason"]) == set(EXCLUSION_REASONS)
         assert sum(card["excluded_by_reason"].values()) == card["sessions_excluded"]

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from veeam_efficiency.scorecards import QUALITY_FLAGS, Analysis, score_window
+from veeam_efficiency.scorecards import SCORE_FLAGS, Analysis, score_window
 from veeam_efficiency.settings import AnalysisSettings
 
 GIB = 2**30
@@ -409,7 +409,7 @@ def test_session_anomalies_cover_scored_sessions_only() -> None:
 def test_quality_flags_are_plain_bools() -> None:
     cards = _score(_frame(_job_a(), _job_b()), ["A", "B"]).scorecards
     for flags in cards["quality_flags"]:
-        assert list(flags) == list(QUALITY_FLAGS)
+        assert list(flags) == list(SCORE_FLAGS)
         assert all(type(value) is bool for value in flags.values())
     assert all(isinstance(value, (int, np.integer)) for value in cards["excluded_by_reason"].iloc[0].values())
 

@@ -76,5 +76,17 @@ def test_flags_are_declared_once() -> None:
     from veeam_efficiency import alerts, scorecards
 
     assert set(tables.FLAGS_ALERTED) <= set(tables.QUALITY_FLAGS)
+    assert (*tables.SCORE_FLAGS, *tables.CONTEXT_FLAGS) == tables.QUALITY_FLAGS
+    assert len(set(tables.QUALITY_FLAGS)) == len(tables.QUALITY_FLAGS)
     assert alerts.FLAGS_ALERTED is tables.FLAGS_ALERTED
-    assert scorecards.QUALITY_FLAGS is tables.QUALITY_FLAGS
+    assert scorecards.SCORE_FLAGS is tables.SCORE_FLAGS
+
+
+def test_the_context_columns_are_declared_once() -> None:
+    """context_scores adds exactly the registry's context columns, at the end of the scorecard (before
+    ``dag_run_id``, which the load task adds: schema.sql's migrations add them in that order)."""
+    from veeam_efficiency import context_scores
+
+    names = tuple(column.name for column in tables.CONTEXT_COLUMNS)
+    assert tables.SCORECARD_TABLE.names[-len(names) - 1 :] == (*names, "dag_run_id")
+    assert {name: tables.SCORECARD_TABLE.kinds[name] for name in names} == context_scores.CONTEXT_COLUMNS
