@@ -169,7 +169,9 @@ def test_postgres_stopped_during_load_rolls_back_and_retry_writes_once(monkeypat
     assert seen["after_restart"] == (0, 0)  # nothing half-written: not even the history merged before
     assert result["score_vbr_host.load"] == ("success", 2), result
     assert result["history"] == [("score_vbr_host.load", 1, "failed")]
-    validated = pipeline.validate(json.dumps(raw), analysis_window(RUN_DATE, 30), AnalysisSettings())
+    validated = pipeline.validate(
+        json.dumps(raw), analysis_window(RUN_DATE, AnalysisSettings().lookback_days), AnalysisSettings()
+    )
     sessions = set(validated["sessions"]["session_id"])
     with psycopg.connect(results_dsn) as conn:
         stored = [row[0] for row in conn.execute("SELECT session_id FROM feature3.storage_efficiency_history")]
