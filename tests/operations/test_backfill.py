@@ -18,6 +18,7 @@ import pytest
 from tests.e2e.dag_runner import fetch, run_dag, table_dump, write_document
 from tests.operations.airflow_stack import DAG_ID, airflow_stack, create_database, drop_database
 from tools.synthetic import generate_document
+from veeam_efficiency.settings import AnalysisSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.postgres]
 
@@ -123,7 +124,7 @@ def test_backfill_writes_each_days_scorecards_once(tmp_path: Path, results_db, a
         for day, jobs, host_rollups, window_start, window_end, distinct_jobs in per_day:
             assert jobs >= 3 and host_rollups == 1 and distinct_jobs == jobs + 1, (day, jobs, host_rollups)
             assert window_end == datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
-            assert window_start == window_end - timedelta(days=30)
+            assert window_start == window_end - timedelta(days=AnalysisSettings().lookback_days)
 
         # each day's scorecards are what a dag.test of that day writes
         assert _scorecards(reference_dsn) == first
