@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from veeam_efficiency.storage import ensure_schema
+from veeam_efficiency.tables import WRITTEN
 
 pytestmark = [pytest.mark.postgres]
 
@@ -40,4 +41,4 @@ def test_ensure_schema_from_several_connections_at_once(results_db: str, attempt
         tables = conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'feature3' ORDER BY tablename"
         ).fetchall()
-    assert tables == [("metrics_storage_efficiency",), ("storage_efficiency_history",), ("unscored_jobs",)]
+    assert [name for (name,) in tables] == sorted(str(table.name) for table in WRITTEN)
