@@ -204,7 +204,7 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
     if "analysis" in results:
         rows = results["analysis"]
         lines += [
-            "## Analysis (window_sessions + job_sufficiency + score_window + add_optimization_potential)",
+            "## Analysis (window_sessions + job_sufficiency + score_window + add_context + add_optimization_potential)",
             "",
             "Each size in a fresh interpreter, on a document already parsed by `columnar.parse_document_columns` (as the DAG's validate task does) "
             "(timed apart: it is not part of the 10 s target). *RSS before* is the process after parsing, "
@@ -216,8 +216,9 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
             "criterion compares, since one run of a fraction of a second moves with the machine's noise.",
             "",
             "| sessions / jobs | in window | scorecards | parse | analysis | median | µs / session (median) | window_sessions "
-            "| job_sufficiency | score_window | optimize | RSS before | analysis peak | process peak (incl. parse) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| job_sufficiency | score_window | add_context | optimize | RSS before | analysis peak "
+            "| process peak (incl. parse) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
             st = r["stages"]
@@ -226,7 +227,8 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
                 f"| {fmt_s(r['parse_s'])} | {fmt_s(r['analysis_s'])} | {fmt_s(r['analysis_median_s'])} "
                 f"| {1e6 * r['analysis_median_s'] / r['sessions']:.2f} "
                 f"| {fmt_s(st['window_sessions']['s'])} | {fmt_s(st['job_sufficiency']['s'])} "
-                f"| {fmt_s(st['score_window']['s'])} | {fmt_s(st['add_optimization_potential']['s'])} "
+                f"| {fmt_s(st['score_window']['s'])} | {fmt_s(st['add_context']['s'])} "
+                f"| {fmt_s(st['add_optimization_potential']['s'])} "
                 f"| {mib(r['rss_before_kib'])} | {mib(r['analysis_peak_kib'])} | {mib(r['process_peak_kib'])} |"
             )
         lines += ["", "Peak RSS per stage (MiB, peak reset before each stage): "]

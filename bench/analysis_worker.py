@@ -1,7 +1,7 @@
 """One analysis measurement in a fresh interpreter: ``python -m bench.analysis_worker DOC [--repeat N] [--profile]``.
 
 Times ``columnar.parse_document_columns`` (the DAG's validate task) on the JSON text, then the analysis the DAG runs on the parsed
-document (window_sessions + job_sufficiency + score_window + add_optimization_potential),
+document (window_sessions + job_sufficiency + score_window + add_context + add_optimization_potential),
 stage by stage, with the RSS before it and the peak RSS during it (the peak is reset with
 ``clear_refs`` after parsing, so the analysis's own peak is visible next to the process's).
 The first run is the one the DAG pays (cold: first calls, fresh memory); ``--repeat`` more
@@ -23,6 +23,8 @@ from bench.common import LOOKBACK_DAYS, WINDOW_END, WINDOW_START, emit, peak_kib
 
 def analyse(document: Any, stages: dict[str, dict[str, float]] | None = None) -> Any:
     """The DAG's analysis of a parsed document; per-stage seconds and peak KiB into ``stages``."""
+    from veeam_efficiency.context_scores import add_context, job_settings_frame
+    from veeam_efficiency.job_settings import job_settings_records
     from veeam_efficiency.optimization import add_optimization_potential
     from veeam_efficiency.scorecards import score_window
     from veeam_efficiency.sessions import job_sufficiency, window_sessions
@@ -55,12 +57,17 @@ def analyse(document: Any, stages: dict[str, dict[str, float]] | None = None) ->
             window_start=window.start, window_end=window.end, analysis_date=window.analysis_date,
         )  # fmt: skip
 
+    def run_context() -> None:  # the grade in context: expectations, recommendations, change points
+        frame = job_settings_frame(job_settings_records(document))
+        state["context"] = add_context(state["analysis"].scorecards, state["ws"].frame, frame, settings)
+
     def run_optimize() -> None:
-        state["cards"] = add_optimization_potential(state["analysis"].scorecards, settings)
+        state["cards"] = add_optimization_potential(state["context"], settings)
 
     stage("window_sessions", run_window)
     stage("job_sufficiency", run_sufficiency)
     stage("score_window", run_score)
+    stage("add_context", run_context)
     stage("add_optimization_potential", run_optimize)
     return state
 
@@ -75,6 +82,7 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
+    import veeam_efficiency.context_scores
     import veeam_efficiency.optimization
     import veeam_efficiency.scorecards
     import veeam_efficiency.sessions  # noqa: F401  - imports (pandas, scipy) are not part of the timing

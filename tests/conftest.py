@@ -36,6 +36,9 @@ AIRFLOW_ENV = {
     )
     + f"/{METADATA_DB}",
     "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_AIRFLOW_HOME / "logs"),
+    # A test that changes the DAG (its deadline, say) and syncs it soon after another test did
+    # must read its own version: the dag-processor skips a DAG serialized < 30 s ago by default.
+    "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "0",
     # The tests replay collector files: chosen here as a deployment would (the product has no
     # default collector). Tests of the ssh and local collectors choose theirs in the run's conf.
     "VEEAM_COLLECTOR": "replay",

@@ -1,4 +1,4 @@
-"""The grade in context end to end on a contract v1 document: real Airflow (``dag.test()``), real PostgreSQL."""
+"""The grade in context end to end on contract v1 and v2 documents: real Airflow (``dag.test()``), real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -62,9 +62,61 @@ def document() -> dict[str, Any]:
     }
 
 
-def test_v1_document_gets_context_grades_recommendations_and_flags(monkeypatch, results_db, tmp_path):
+# Contract v2: one job per rule, each set up so that its rule, and only its rule, fires.
+DISK = {"type": "WinLocal", "dedup_appliance": False, "decompress_before_storing": False, "fast_clone": False}
+REFS = {**DISK, "type": "WinLocal", "fast_clone": True}
+APPLIANCE = {"type": "DDBoost", "dedup_appliance": True, "decompress_before_storing": True, "fast_clone": False}
+GOOD = {"compression_level": "Optimal", "block_size_kb": 1024, "inline_dedup": True, "encryption": False}
+RULE_JOBS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]] = {
+    # rule: (session shape, job settings, repository); no settings for the rule that needs none
+    "ENCRYPTION_ON_DEDUP_APPLIANCE": (
+        {"compress_raw": [100] * 40, "dedup_raw": 100},
+        {**GOOD, "compression_level": "None", "inline_dedup": False, "encryption": True},
+        APPLIANCE,
+    ),
+    "COMPRESSION_ON_DEDUP_APPLIANCE": (
+        {"compress_raw": [50] * 40, "dedup_raw": 100},
+        {**GOOD, "inline_dedup": False},
+        {**APPLIANCE, "decompress_before_storing": False},
+    ),
+    "INLINE_DEDUP_ON_DEDUP_APPLIANCE": (
+        {"compress_raw": [100] * 40, "dedup_raw": 100},
+        {**GOOD, "compression_level": "DedupeFriendly"},
+        APPLIANCE,
+    ),
+    "COMPRESSION_OFF": ({"compress_raw": [100] * 40}, {**GOOD, "compression_level": "None"}, DISK),
+    "INLINE_DEDUP_OFF": ({"compress_raw": [50] * 40, "dedup_raw": 100}, {**GOOD, "inline_dedup": False}, DISK),
+    "LARGE_BLOCKS_ON_DISK": ({"compress_raw": [50] * 40}, {**GOOD, "block_size_kb": 4096}, DISK),
+    "INCOMPRESSIBLE_DATA": ({"compress_raw": [95] * 40, "dedup_raw": 98}, GOOD, DISK),
+    "FAST_CLONE_NOT_COUNTED": ({"compress_raw": [50] * 40}, GOOD, REFS),
+    "EFFICIENCY_DROP": ({"compress_raw": [37] * DROP_AT + [57] * 15}, GOOD, DISK),
+    "COMPRESSION_NEAR_1X": ({"compress_raw": [95] * 40, "dedup_raw": 98}, {}, None),
+    "": ({"compress_raw": [50] * 40}, GOOD, DISK),  # best practice, reaching what it can: no finding
+}
+SEVERITY = {"ENCRYPTION_ON_DEDUP_APPLIANCE": "critical", "FAST_CLONE_NOT_COUNTED": "info", "INCOMPRESSIBLE_DATA": "info",
+            "INLINE_DEDUP_ON_DEDUP_APPLIANCE": "info", "COMPRESSION_NEAR_1X": "info"}  # fmt: skip
+
+
+def v2_document() -> dict[str, Any]:
+    jobs, rows = [], []
+    for number, (code, (shape, job_settings, repository)) in enumerate(RULE_JOBS.items()):
+        name = code or "Best Practice"
+        rows += [{**row, "object_name": None} for row in sessions(name, **shape)]
+        if repository is not None:
+            jobs.append({
+                "job_id": f"id-{name}", "job_name": name, "job_type": "Backup", **job_settings,
+                "repository": {
+                    "repository_id": f"repo-{number}", "name": f"Repository {number}", "align_blocks": True,
+                    "object_storage": False, "scale_out": False, **repository,
+                },
+            })  # fmt: skip
+    return {**document(), "schema_version": 2, "vbr_host": "vbr02.example.local", "sessions": rows, "jobs": jobs}
+
+
+def test_one_job_per_rule_v2_and_v1_documents_get_their_verdicts_end_to_end(monkeypatch, results_db, tmp_path):
     replay = tmp_path / "replay"
     write_document(replay, "vbr01", document())
+    write_document(replay, "vbr02", v2_document())
 
     states = run_dag(monkeypatch, results_dsn=results_db, replay_dir=replay, logical_date=RUN_DATE)
 
@@ -72,7 +124,7 @@ def test_v1_document_gets_context_grades_recommendations_and_flags(monkeypatch, 
     rows = fetch(
         results_db,
         f"SELECT job_name, {', '.join(CONTEXT)}, quality_flags, grade, annual_savings_usd "
-        "FROM feature3.metrics_storage_efficiency ORDER BY job_name",
+        "FROM feature3.metrics_storage_efficiency WHERE vbr_host = 'vbr01.example.local' ORDER BY job_name",
     )
     cards = {
         row[0]: dict(zip((*CONTEXT, "quality_flags", "grade", "annual_savings_usd"), row[1:], strict=True))
@@ -109,6 +161,33 @@ def test_v1_document_gets_context_grades_recommendations_and_flags(monkeypatch, 
         sum(cards[j]["attainable_potential_gb"] for j in ("Dropped", "Media Archive", "Steady"))
     )
     assert host["quality_flags"]["LEVEL_SHIFT"] is True and host["recommendations"] == []
+
+    # contract v2: each rule's job gets that verdict and no other, with its severity and money
+    v2 = {
+        job: (recommendations, flags, context_grade, attainable)
+        for job, recommendations, flags, context_grade, attainable in fetch(
+            results_db,
+            "SELECT job_name, recommendations, quality_flags, context_grade, attainable_annual_savings_usd "
+            "FROM feature3.metrics_storage_efficiency WHERE vbr_host = 'vbr02.example.local' AND scope = 'job'",
+        )
+    }
+    assert set(v2) == {code or "Best Practice" for code in RULE_JOBS}
+    for code in RULE_JOBS:
+        recommendations, flags, _grade, attainable = v2[code or "Best Practice"]
+        assert [item["code"] for item in recommendations] == ([code] if code else []), (code, recommendations)
+        if code:
+            item = recommendations[0]
+            assert item["severity"] == SEVERITY.get(code, "warning"), item
+            assert item["title"] and item["detail"], item
+            money = item["est_annual_savings_usd"]
+            assert (money is None) == (
+                code in {c for c, s in SEVERITY.items() if s == "info"} | {"COMPRESSION_ON_DEDUP_APPLIANCE"}
+            ), item
+            assert attainable == pytest.approx(money or 0.0)
+        assert flags["MISCONFIGURED"] is (code == "ENCRYPTION_ON_DEDUP_APPLIANCE")
+        assert flags["LEVEL_SHIFT"] is (code == "EFFICIENCY_DROP")
+    assert v2["ENCRYPTION_ON_DEDUP_APPLIANCE"][2] in "CDF"  # a critical recommendation: C or worse in context
+    assert v2["Best Practice"][2] in "AB"  # best practice, reaching its expected factors, stably
 
 
 def test_migration_adds_the_context_columns_to_an_existing_table(results_db):
