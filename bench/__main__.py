@@ -121,6 +121,7 @@ def run_e2e(size: tuple[int, int], docs: Path, home: str) -> dict[str, Any]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(Path(home) / "logs"),
         "AIRFLOW_CONN_POSTGRES_DEFAULT": results_dsn,
         "VEEAM_REPLAY_DIR": str(replay),
+        "VEEAM_COLLECTOR": "replay",  # the product has no default collector: a deployment chooses one
     }
     try:
         print("e2e: airflow db migrate ...", flush=True)
@@ -137,6 +138,12 @@ def run_e2e(size: tuple[int, int], docs: Path, home: str) -> dict[str, Any]:
             result = run_worker("e2e_worker", [], env=env, timeout=1800)
         except RuntimeError as exc:
             return {"error": str(exc)[-3000:], "sessions": sessions, "jobs": jobs}
+        if result["run_state"] != "success":
+            return {
+                "error": f"the run ended {result['run_state']}: {result['tasks']}",
+                "sessions": sessions,
+                "jobs": jobs,
+            }
         import psycopg
 
         with psycopg.connect(results_dsn) as conn:
