@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -454,6 +455,30 @@ def view_report(view: dict[str, Any]) -> tuple[list[str], list[str]]:
     return lines, targets
 
 
+# the titles (their beginnings) of the sections this bench writes; any other section is kept
+OWN_SECTIONS = (
+    "## Targets",
+    "## Analysis",
+    "## Load",
+    "## DAG file import",
+    "## End to end",
+    "## Storage efficiency view",
+)
+
+
+def keep_other_sections(text: str, path: Path) -> str:
+    """``text`` plus the ``## `` sections of the file at ``path`` that this run did not write.
+
+    Other benchmarks (``python -m bench.change_points``, the celery bench) and notes added by
+    hand live in the same file; a run of this one must not erase them.
+    """
+    if not path.exists():
+        return text
+    sections = re.split(r"(?m)^(?=## )", path.read_text(encoding="utf-8"))[1:]
+    kept = [section.rstrip("\n") for section in sections if not section.startswith(OWN_SECTIONS)]
+    return "\n\n".join([text.rstrip("\n"), *kept]) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes only: a smoke check")
@@ -482,7 +507,7 @@ def main() -> int:
             results["e2e"] = run_e2e(QUICK["e2e"] if args.quick else E2E_SIZE, docs, home)
         if "view" in only:
             results["view"] = run_view(QUICK["view"] if args.quick else VIEW_SIZE, docs, home)
-    text = report(results, command, started, time.perf_counter() - clock)
+    text = keep_other_sections(report(results, command, started, time.perf_counter() - clock), args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     raw = REPO / "bench" / "out" / "results.json"
