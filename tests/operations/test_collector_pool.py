@@ -29,7 +29,8 @@ def test_a_missing_pool_fails_the_run_at_once_saying_how_to_create_it(monkeypatc
     states = run_dag(monkeypatch, results_dsn=results_db, replay_dir=replay, logical_date=RUN_DATE)
 
     assert states["ensure_results_schema"] == "failed" and states["run"] == "failed", states
-    assert not any(key.startswith("score_vbr_host.") and state == "success" for key, state in states.items()), states
+    # in-process runs ignore pools, so the hosts are collected; nothing is loaded
+    assert {state for key, state in states.items() if key.startswith("score_vbr_host.load")} == {"upstream_failed"}
     captured = capfd.readouterr()
     assert f"Airflow pool '{missing}' does not exist" in captured.out + captured.err
     assert f'airflow pools set {missing} 4 "Concurrent collections from VBR servers"' in captured.out + captured.err
