@@ -141,3 +141,16 @@ def test_vbr_check_is_manual_and_never_retried():
     assert check.task_dict["diagnose"].pool == "vbr_collectors"  # the same cap on collections as the daily runs
     check.params.validate()
     assert check.params["check_days"] == 1 and check.params["allow_full_session_scan"] is False
+
+
+def test_pool_and_retry_delay_come_from_the_environment_at_parse_time(monkeypatch):
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("VEEAM_COLLECTOR_POOL", "vbr_collectors_eu")
+    monkeypatch.setenv("VEEAM_RETRY_DELAY_SECONDS", "3")
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    dag, check = bag.dags[DAG_ID], bag.dags[CHECK_ID]
+    assert dag.task_dict["score_vbr_host.collect"].pool == check.task_dict["diagnose"].pool == "vbr_collectors_eu"
+    assert dag.task_dict["score_vbr_host.load"].retry_delay == timedelta(seconds=3)
