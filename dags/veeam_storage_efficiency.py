@@ -18,8 +18,9 @@ fails at once) -> **validate** (the collector contract) -> **sufficient?** (jobs
 One server failing does not stop the others (the run is marked failed).
 
 Collections run in the Airflow pool `vbr_collectors` (env `VEEAM_COLLECTOR_POOL`), whose
-slots cap how many VBR servers are collected from at once; a run fails at once when the
-pool is missing. At most one collection per VBR server runs at a time, whatever the runs.
+slots cap how many VBR servers are collected from at once (whoever starts Airflow creates
+it; `airflow dags test` of a run without it fails at once saying how). At most one
+collection per VBR server runs at a time, whatever the runs.
 
 Alerts: a failed task e-mails (and calls the optional alert hook) naming the VBR host,
 try and log; after loading, **alert_degraded_jobs** sends one summary of the jobs flagged
