@@ -109,7 +109,8 @@ def report(celery: dict[str, Any], nproc: str) -> tuple[list[str], list[str]]:
         "## Scale-out: Celery workers",
         "",
         f"One run of the DAG over {celery['hosts']} VBR servers of {celery['sessions']:,} sessions "
-        f"({celery['jobs']} jobs) each, replayed; a fresh private stack per configuration (scheduler, "
+        f"({celery['jobs']} jobs) each over the {LOOKBACK_DAYS} days before today (a triggered run's interval), "
+        "replayed; a fresh private stack per configuration (scheduler, "
         "dag-processor, api-server, Redis broker, PostgreSQL metadata and results), each worker running "
         f"{runs[0]['concurrency']} tasks at once, prefetch 1. Wall: the run's queued-to-end in the metadata database.",
         "",
