@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -123,6 +124,7 @@ def run_e2e(size: tuple[int, int], docs: Path, home: str) -> dict[str, Any]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(Path(home) / "logs"),
         "AIRFLOW_CONN_POSTGRES_DEFAULT": results_dsn,
         "VEEAM_REPLAY_DIR": str(replay),
+        "VEEAM_COLLECTOR": "replay",  # the product has no default collector: a deployment chooses one
     }
     try:
         print("e2e: airflow db migrate ...", flush=True)
@@ -143,6 +145,12 @@ def run_e2e(size: tuple[int, int], docs: Path, home: str) -> dict[str, Any]:
             result = run_worker("e2e_worker", [], env=env, timeout=1800)
         except RuntimeError as exc:
             return {"error": str(exc)[-3000:], "sessions": sessions, "jobs": jobs}
+        if result["run_state"] != "success":
+            return {
+                "error": f"the run ended {result['run_state']}: {result['tasks']}",
+                "sessions": sessions,
+                "jobs": jobs,
+            }
         import psycopg
 
         with psycopg.connect(results_dsn) as conn:
@@ -457,6 +465,35 @@ def view_report(view: dict[str, Any]) -> tuple[list[str], list[str]]:
     return lines, targets
 
 
+# the titles (their beginnings) of the sections this bench writes; any other section is kept
+OWN_SECTIONS = (
+    "## Targets",
+    "## Analysis",
+    "## Load",
+    "## DAG file import",
+    "## End to end",
+    "## Storage efficiency view",
+)
+
+
+def keep_other_sections(text: str, path: Path) -> str:
+    """``text`` plus the ``## `` sections of the file at ``path`` that this run did not write.
+
+    Other benchmarks (``python -m bench.change_points``, the celery bench) and notes added by
+    hand live in the same file; a run of this one must not erase them.
+    """
+    if not path.exists():
+        return text
+    sections = re.split(r"(?m)^(?=## )", path.read_text(encoding="utf-8"))[1:]
+    written = {line for line in text.splitlines() if line.startswith("## ")}  # e.g. the celery section, re-run
+    kept = [
+        section.rstrip("\n")
+        for section in sections
+        if not section.startswith(OWN_SECTIONS) and section.split("\n", 1)[0] not in written
+    ]
+    return "\n\n".join([text.rstrip("\n"), *kept]) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes only: a smoke check")
@@ -489,7 +526,7 @@ def main() -> int:
             results["view"] = run_view(QUICK["view"] if args.quick else VIEW_SIZE, docs, home)
         if "celery" in only:
             results["celery"] = celery_scale.measure(*(QUICK["celery"] if args.quick else CELERY_SIZE), docs)
-    text = report(results, command, started, time.perf_counter() - clock)
+    text = keep_other_sections(report(results, command, started, time.perf_counter() - clock), args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     raw = REPO / "bench" / "out" / "results.json"

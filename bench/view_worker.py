@@ -29,14 +29,23 @@ HOSTS, JOBS_PER_HOST, DAYS, SESSIONS_PER_JOB = 10, 1_000, 30, 60
 INDEX = "feature3.storage_efficiency_history_job_time_idx"
 
 SEED_SCORECARDS = """
-INSERT INTO feature3.metrics_storage_efficiency
+INSERT INTO feature3.metrics_storage_efficiency (
+    vbr_host, job_id, analysis_date, scope, job_name, window_start, window_end, sessions_in_window,
+    sessions_scored, sessions_excluded, excluded_by_reason, anomalous_sessions, critical_anomalies,
+    data_scored_bytes, dedup_factor, compression_factor, combined_factor, coefficient_of_variation,
+    dedup_score, compression_score, trend_score, consistency_score, anomaly_score, overall_score, grade,
+    efficiency_rating, trend_classification, trend_p_value, trend_change, raw_daily_gb, current_daily_gb,
+    target_daily_gb, optimization_potential_gb, projected_monthly_savings_gb, annual_savings_usd,
+    quality_flags, dag_run_id, context_score, context_grade
+)
 SELECT host, job_id, day, scope, job_name, day - 30, day + 1, 30, 28, 2, '{"failed": 2}'::jsonb,
        (score < 50)::int, (score < 40)::int, 1e12, dedup, compression, dedup * compression, 0.1,
        score, score, score, score, score, score,
        CASE WHEN score >= 90 THEN 'A' WHEN score >= 80 THEN 'B' WHEN score >= 70 THEN 'C' WHEN score >= 60 THEN 'D' ELSE 'F' END,
        'Good', 'stable', 0.5, 0.0, 100, 60, 40, 20, 600, 5000 * random(),
        jsonb_build_object('CRITICAL_ANOMALIES', score < 40, 'DEGRADING_TREND', score < 55, 'HIGH_VARIANCE', false),
-       'scheduled__' || day || 'T00:00:00+00:00'
+       'scheduled__' || day || 'T00:00:00+00:00', least(100, score + 20),
+       CASE WHEN score >= 70 THEN 'A' WHEN score >= 60 THEN 'B' WHEN score >= 50 THEN 'C' WHEN score >= 40 THEN 'D' ELSE 'F' END
 FROM (
     SELECT format('vbr%%s.bench.local', lpad(h::text, 2, '0')) AS host,
            CASE WHEN j = 0 THEN '*' ELSE format('%%s-%%s', h, j) END AS job_id,
@@ -48,7 +57,12 @@ FROM (
 ) AS cards
 """
 SEED_HISTORY = """
-INSERT INTO feature3.storage_efficiency_history
+INSERT INTO feature3.storage_efficiency_history (
+    vbr_host, session_id, vbr_version, collected_at, job_id, job_name, job_type, algorithm, result, is_retry,
+    creation_time, end_time, data_size_bytes, backup_size_bytes, read_size_bytes, transferred_size_bytes,
+    dedup_ratio_raw, compress_ratio_raw, dedup_ratio, compression_ratio, combined_ratio, excluded_reason,
+    is_anomaly, anomaly_score, anomaly_reason, analysis_date
+)
 SELECT host, md5(host || '/' || job_id || '/' || s), '12.3', TIMESTAMPTZ '2026-11-27', job_id, 'Backup job', 'Backup',
        CASE WHEN s %% 7 = 0 THEN 'Full' ELSE 'Increment' END, 'Success', false,
        TIMESTAMPTZ '2026-11-27' - s * INTERVAL '1 day', NULL, 1e10::bigint, 4e9::bigint, 1e10::bigint, 4e9::bigint,

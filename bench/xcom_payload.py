@@ -74,6 +74,7 @@ def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = 
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW_CONN_POSTGRES_DEFAULT": results_dsn,
         "VEEAM_REPLAY_DIR": str(replay),
+        "VEEAM_COLLECTOR": "replay",  # the product has no default collector: a deployment chooses one
         "PYTHONPATH": str(PLUGINS),
         "VEEAM_RUN_DEADLINE_MINUTES": "0",  # `airflow dags test` of Airflow 3.3.2 fails on a DAG with a deadline
         **(xcom_env(home) if object_storage else {}),

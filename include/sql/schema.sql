@@ -77,6 +77,8 @@ CREATE TABLE IF NOT EXISTS feature3.unscored_jobs (
 );
 
 -- Every session a run collected, one row per (vbr_host, session_id), scored or not.
+-- vbr_version, collected_at and analysis_date are those of the run that last changed the row:
+-- a run that collects a session again unchanged leaves its row alone (no new row version).
 CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
     vbr_host               text COLLATE "C" NOT NULL,
     session_id             text COLLATE "C" NOT NULL,
@@ -113,8 +115,9 @@ CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
 CREATE INDEX IF NOT EXISTS storage_efficiency_history_job_time_idx
     ON feature3.storage_efficiency_history (vbr_host, job_id, creation_time);
 
--- The Airflow DAG run that wrote each scorecard (the view links to it); NULL for rows
--- written before this column existed.
+-- The Airflow DAG run that wrote each scorecard (the view links to it), i.e. the last run that
+-- changed it (a re-run with the same result leaves it alone); NULL for rows written before this
+-- column existed.
 ALTER TABLE feature3.metrics_storage_efficiency ADD COLUMN IF NOT EXISTS dag_run_id text;
 
 -- Contract v2: the machine of a per-machine child session (agent policies, VBR 12 backup copy);

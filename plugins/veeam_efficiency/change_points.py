@@ -66,11 +66,10 @@ def change_points(
     candidates = best_splits(series)
     if candidates.empty:
         return _empty()
-    found = candidates[
-        (candidates["z"] >= min_z)
-        & (candidates["p_value"] <= max_p)
-        & (candidates["change_point_shift"].abs() >= min_shift)
-    ]
+    large = candidates[(candidates["z"] >= min_z) & (candidates["change_point_shift"].abs() >= min_shift)]
+    # the rank test only for the few splits large enough to matter: one scipy call costs as
+    # much as ruptures' whole search, and most series (stable jobs) never get this far
+    found = large[mann_whitney_p(series, large) <= max_p]
     # the most significant shift of each job, over its kinds
     best = found.sort_values(["job_id", "z"], ascending=[True, False], kind="stable").drop_duplicates("job_id")
     return best.set_index("job_id")[
@@ -101,7 +100,8 @@ def sorted_series(scorable: pd.DataFrame) -> Series:
     return Series(
         job_id=job,
         kind=kind,
-        times=frame["creation_time"].to_numpy(),
+        # naive UTC datetime64, not an object array of Timestamps (a Python object per session)
+        times=pd.to_datetime(frame["creation_time"], utc=True).dt.tz_localize(None).to_numpy(),
         log_factor=np.log(frame["combined_ratio"].to_numpy(dtype=float)),
         data_bytes=frame["data_size_bytes"].to_numpy(dtype=float),
         starts=starts,
@@ -110,22 +110,24 @@ def sorted_series(scorable: pd.DataFrame) -> Series:
 
 
 def best_splits(series: Series) -> pd.DataFrame:
-    """For every long-enough series: ruptures' best single split and its size and evidence.
+    """For every long-enough series: ruptures' best single split, its size and its z.
 
     The split is located by ``ruptures`` per series (it takes one signal at a time;
     the loop runs over series, never over sessions); everything else is grouped numpy.
+    ``start``, ``size`` and ``split`` locate the series and the split for
+    :func:`mann_whitney_p`.
     """
     searched = series.sizes >= MIN_SERIES
     starts, sizes = series.starts[searched], series.sizes[searched]
     if len(starts) == 0:
         return pd.DataFrame()
-    located = np.array(
+    splits = np.array(
         [
             _split(series.log_factor[start : start + size])
             for start, size in zip(starts.tolist(), sizes.tolist(), strict=True)
-        ]
+        ],
+        dtype=np.int64,
     )
-    splits, p_value = located[:, 0].astype(np.int64), located[:, 1]
     ids = np.repeat(np.arange(len(starts)), sizes)
     positions = np.concatenate([np.arange(start, start + size) for start, size in zip(starts, sizes, strict=True)])
     after = (positions - np.repeat(starts, sizes)) >= np.repeat(splits, sizes)
@@ -149,10 +151,30 @@ def best_splits(series: Series) -> pd.DataFrame:
             "factor_before": np.exp(before_median),
             "factor_after": np.exp(after_median),
             "z": z,
-            "p_value": p_value,
             "series_raw_bytes": _series_sums(series.data_bytes, starts, sizes),
+            "start": starts,
+            "size": sizes,
+            "split": splits,
         }
     )
+
+
+def mann_whitney_p(series: Series, splits: pd.DataFrame) -> np.ndarray:
+    """Each split's Mann-Whitney p-value of before against after (1.0 for a constant series).
+
+    Ranks: the heavy tails of real ratios and their whole-percent ties do not fool it.
+    ``splits``: rows of :func:`best_splits` (``start``, ``size``, ``split``).
+    """
+    p_values = []
+    for start, size, split in zip(
+        splits["start"].tolist(), splits["size"].tolist(), splits["split"].tolist(), strict=True
+    ):
+        signal = series.log_factor[start : start + size]
+        if np.ptp(signal) == 0:
+            p_values.append(1.0)
+        else:
+            p_values.append(float(stats.mannwhitneyu(signal[:split], signal[split:], method="asymptotic").pvalue))
+    return np.asarray(p_values, dtype=float)
 
 
 def noise(residuals: Any) -> np.ndarray:
@@ -170,15 +192,10 @@ def _series_sums(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> n
     return cumulative[starts + sizes] - cumulative[starts]
 
 
-def _split(signal: np.ndarray) -> tuple[int, float]:
-    """Index of the first session after ruptures' best single split of ``signal``, and the
-    Mann-Whitney p-value of before against after (ranks: the heavy tails of real ratios and
-    their whole-percent ties do not fool it)."""
+def _split(signal: np.ndarray) -> int:
+    """Index of the first session after ruptures' best single split of ``signal``."""
     algo = ruptures.KernelCPD(kernel="linear", min_size=MIN_SEGMENT, jump=1).fit(signal.reshape(-1, 1))
-    split = int(algo.predict(n_bkps=1)[0])
-    if np.ptp(signal) == 0:
-        return split, 1.0
-    return split, float(stats.mannwhitneyu(signal[:split], signal[split:], method="asymptotic").pvalue)
+    return int(algo.predict(n_bkps=1)[0])
 
 
 def _empty() -> pd.DataFrame:

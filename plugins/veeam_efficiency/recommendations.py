@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ class Rule:
     title: str
     applies: Callable[[pd.DataFrame], pd.Series]
     monthly_gb: Callable[[pd.DataFrame], pd.Series] | None  # None: no storage to measure
-    detail: Callable[[pd.Series], str]
+    detail: Callable[[dict[str, Any]], str]  # a row of the jobs table as a dict
 
 
 def _level_in(jobs: pd.DataFrame, levels: tuple[str, ...]) -> pd.Series:
@@ -64,7 +65,7 @@ def _gain(jobs: pd.DataFrame, days: int, dedup: pd.Series, compression: pd.Serie
     return (raw / jobs["combined_factor"] - raw / (dedup * compression)).clip(lower=0.0) * DAYS_PER_MONTH
 
 
-def _repo(row: pd.Series) -> str:
+def _repo(row: dict[str, Any]) -> str:
     name, kind = row.get("repository_name"), row.get("repository_type")
     return f"repository {name!s} ({kind!s})" if isinstance(name, str) else "its repository"
 
@@ -234,7 +235,8 @@ def recommend(jobs: pd.DataFrame, *, days: int, price_per_tb_usd: float) -> pd.S
                     "code": rule.code,
                     "severity": rule.severity,
                     "title": rule.title,
-                    "detail": [rule.detail(row) for _, row in rows.iterrows()],  # one per finding, not per session
+                    # one per finding, not per session; rows as dicts (iterrows builds a Series per row)
+                    "detail": [rule.detail(row) for row in rows.to_dict(orient="records")],
                     "est_monthly_savings_gb": monthly.to_numpy(),
                     "est_annual_savings_usd": (monthly * MONTHS_PER_YEAR / GB_PER_TB * price_per_tb_usd).to_numpy(),
                 }
@@ -249,5 +251,15 @@ def recommend(jobs: pd.DataFrame, *, days: int, price_per_tb_usd: float) -> pd.S
         ["job_id", "est_annual_savings_usd", "rank", "code"], ascending=[True, False, True, True], na_position="last"
     )
     table = table.astype(object).where(table.notna(), None)
-    lists = table.groupby("job_id", sort=False)[list(FIELDS)].apply(lambda g: g.to_dict(orient="records"))
+    # the records once, then cut at each job's first row (the table is sorted by job): a
+    # groupby-apply would build a frame per job
+    records = table[list(FIELDS)].to_dict(orient="records")
+    job_ids = table["job_id"].to_numpy()
+    firsts = np.flatnonzero(np.r_[True, job_ids[1:] != job_ids[:-1]])
+    ends = np.r_[firsts[1:], len(records)]
+    lists = pd.Series(
+        [records[first:end] for first, end in zip(firsts.tolist(), ends.tolist(), strict=True)],
+        index=job_ids[firsts],
+        dtype=object,
+    )
     return empty.where(~empty.index.isin(lists.index), lists.reindex(empty.index))

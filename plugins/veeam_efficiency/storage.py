@@ -201,7 +201,10 @@ def in_key_order(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def _merge(cur: Any, table: Table, frame: pd.DataFrame) -> int:
-    """Upsert ``frame`` into ``feature3.<table>``; returns the rows inserted or updated.
+    """Upsert ``frame`` into ``feature3.<table>``; returns the rows inserted or changed.
+
+    A row whose content (all but the key and ``table.provenance``) is already stored is left
+    alone, so it keeps the provenance of the run that last changed it.
 
     When none of a sample of the rows' keys is in the table yet (a first load, a
     backfill of a new day), the rows are copied straight into it under a savepoint; if a
@@ -225,18 +228,21 @@ def _merge(cur: Any, table: Table, frame: pd.DataFrame) -> int:
         sql.SQL("CREATE TEMP TABLE {staged} (LIKE {target}) ON COMMIT DROP").format(staged=staged, target=target)
     )
     _copy(cur, staged, frame, table)
-    updates = sql.SQL(", ").join(
-        sql.SQL("{col} = EXCLUDED.{col}").format(col=sql.Identifier(name))
-        for name in table.names
-        if name not in table.key
-    )
+    values = [name for name in table.names if name not in table.key]
+    updates = sql.SQL(", ").join(sql.SQL("{col} = EXCLUDED.{col}").format(col=sql.Identifier(name)) for name in values)
+    content = [sql.Identifier(name) for name in values if name not in table.provenance]
+    # a row whose content is unchanged is not rewritten: no dead tuple, no WAL, and a re-run
+    # of an unchanged day writes nothing
     cur.execute(
         sql.SQL(
-            "INSERT INTO {target} ({names}) SELECT {names} FROM {staged} "
-            "ON CONFLICT ({key}) DO UPDATE SET {updates}"
+            "INSERT INTO {target} AS t ({names}) SELECT {names} FROM {staged} "
+            "ON CONFLICT ({key}) DO UPDATE SET {updates} "
+            "WHERE ({current}) IS DISTINCT FROM ({incoming})"
         ).format(
             target=target, names=names, staged=staged,
             key=sql.SQL(", ").join(map(sql.Identifier, table.key)), updates=updates,
+            current=sql.SQL(", ").join(sql.SQL("t.{}").format(col) for col in content),
+            incoming=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(col) for col in content),
         )
     )  # fmt: skip
     return int(cur.rowcount)

@@ -52,6 +52,9 @@ class Table:
     name: str | None
     columns: tuple[Column, ...]
     key: tuple[str, ...] = ()
+    # Columns that say which run wrote a row, not what it says: an upsert that would change
+    # only these leaves the row alone (no new row version, no WAL; storage._merge).
+    provenance: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -159,6 +162,7 @@ HISTORY_TABLE = Table(
         ANALYSIS_DATE,
     ),
     key=("vbr_host", "session_id"),
+    provenance=("vbr_version", "collected_at", "analysis_date"),
 )
 
 # The grade in context (:mod:`~veeam_efficiency.context_scores`, docs/context-grade.md), added to
@@ -220,6 +224,7 @@ SCORECARD_TABLE = Table(
         _text("dag_run_id", nullable=True),  # the Airflow run that wrote the scorecard (the view links to it)
     ),
     key=("vbr_host", "job_id", "analysis_date"),
+    provenance=("dag_run_id",),
 )
 
 # Jobs a run saw but could not score, one row per job per day (replaced like the scorecards).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dag_runner import fetch, last_run_id, run_dag, table_dump, tables_exist, write_document
@@ -84,10 +85,19 @@ def test_two_hosts_scored_and_history_stored(monkeypatch, results_db, replay_dir
 def test_same_day_twice_gives_identical_tables(monkeypatch, results_db, replay_dir):
     write_document(replay_dir, "vbr01", sample("vbr01.example.local", seed=3))
 
+    tables = ("metrics_storage_efficiency", "storage_efficiency_history", "unscored_jobs", "job_settings")
+
+    def row_versions() -> dict[str, list[tuple[Any, ...]]]:  # each row's physical version (ctid, xmin)
+        return {
+            table: fetch(results_db, f"SELECT ctid::text, xmin::text FROM feature3.{table} ORDER BY 1")
+            for table in tables
+        }
+
     run_dag(monkeypatch, results_dsn=results_db, replay_dir=replay_dir, logical_date=RUN_DATE)
     first = {
         table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")
     }
+    versions = row_versions()
     run_dag(monkeypatch, results_dsn=results_db, replay_dir=replay_dir, logical_date=RUN_DATE)
     second = {
         table: table_dump(results_db, table) for table in ("metrics_storage_efficiency", "storage_efficiency_history")
@@ -95,6 +105,8 @@ def test_same_day_twice_gives_identical_tables(monkeypatch, results_db, replay_d
 
     assert first["metrics_storage_efficiency"], "the first run wrote no scorecards"
     assert first == second
+    # and the re-run of an unchanged day wrote nothing: not one new row version in any table
+    assert row_versions() == versions
 
 
 def test_window_follows_the_data_interval(monkeypatch, results_db, replay_dir):

@@ -101,8 +101,13 @@ def test_postgres_killed_mid_load_keeps_all_or_nothing_and_the_retry_completes_i
     other_validated, other_optimized = _payloads("vbr-other.example.local", 3000, 6, 30, seed=12)
     _load(dsn, other_validated, other_optimized)  # another host's day, stored before the crash
     before = _dump(dsn, "vbr-other.example.local")
-    if phase == "merge":  # the host's day is there already, from an earlier run that saw another version
-        _load(dsn, {**validated, "vbr_version": "12.2.0.1"}, optimized)
+    if phase == "merge":  # the host's day is there already, from an earlier run that saw other figures
+        sessions = {
+            **validated["sessions"],
+            "job_name": [f"{name} (renamed since)" for name in validated["sessions"]["job_name"]],
+        }
+        cards = [{**card, "overall_score": card["overall_score"] / 2} for card in optimized["scorecards"]]
+        _load(dsn, {**validated, "sessions": sessions}, {**optimized, "scorecards": cards})
     host_before = _dump(dsn, host)
     assert len(host_before[storage.HISTORY]) == (expected[0] if phase == "merge" else 0)
 

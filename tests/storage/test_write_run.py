@@ -123,8 +123,42 @@ def test_rerun_and_a_key_the_sample_misses_still_upsert(conn: psycopg.Connection
     assert len(rows) == 3000
     assert {row[5] for row in rows} == {"renamed"}
     again = storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=changed, scorecards=NO_CARDS)
-    assert again["history_rows"] == 3000
+    assert again["history_rows"] == 0  # nothing changed: nothing rewritten
     assert _rows(conn) == rows
+
+
+def _row_versions(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    return dict(conn.execute(f"SELECT session_id, xmin::text FROM {SCHEMA}.{HISTORY}").fetchall())
+
+
+def test_only_changed_rows_are_rewritten(conn: psycopg.Connection[Any]) -> None:
+    first = _history(3000)
+    storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=first, scorecards=NO_CARDS)
+    versions, rows = _row_versions(conn), _rows(conn)
+    # the next day's run collects the same sessions again: only which run wrote them differs
+    later = first.assign(
+        collected_at=pd.Timestamp("2026-11-28T06:00:00Z"), vbr_version="13.0.1.180", analysis_date=DAY + timedelta(1)
+    )
+    counts = storage.write_run(
+        conn, vbr_host=HOST, analysis_date=DAY + timedelta(1), history=later, scorecards=NO_CARDS
+    )
+    assert counts["history_rows"] == 0
+    assert _row_versions(conn) == versions and _rows(conn) == rows  # no new row version, the first run's provenance
+
+    changed = later.copy()
+    changed.loc[[5, 17], "backup_size_bytes"] += 1  # VBR corrected two sessions
+    changed.loc[40, "anomaly_score"] = np.nan if not np.isnan(changed.loc[40, "anomaly_score"]) else 1.0
+    counts = storage.write_run(
+        conn, vbr_host=HOST, analysis_date=DAY + timedelta(1), history=changed, scorecards=NO_CARDS
+    )
+    assert counts["history_rows"] == 3
+    after = _row_versions(conn)
+    assert {session for session, version in after.items() if version != versions[session]} == {
+        "s-000005", "s-000017", "s-000040",
+    }  # fmt: skip
+    stored = dict(conn.execute(f"SELECT session_id, collected_at FROM {SCHEMA}.{HISTORY}").fetchall())
+    assert stored["s-000005"] == datetime(2026, 11, 28, 6, tzinfo=UTC)  # a rewritten row: its provenance too
+    assert stored["s-000006"] == datetime(2026, 11, 27, 6, tzinfo=UTC)
 
 
 def test_direct_copy_leaves_other_hosts_alone(conn: psycopg.Connection[Any]) -> None:
