@@ -8,7 +8,7 @@ backend in the stack's PostgreSQL metadata database, prefetch 1) serves both sce
    server's scorecards were written once, and one asset event per server was announced;
 2. meanwhile, a run over one large server, into a results database of its own: while its
    ``load`` transaction is open, the worker running it is SIGKILLed with its whole process
-   group. The scheduler finds the task without heartbeat (timeout shortened to 20 s),
+   group. The scheduler finds the task without heartbeat (timeout shortened to 30 s),
    retries it on the other worker (retry delay shortened through
    ``VEEAM_RETRY_DELAY_SECONDS``), and the tables hold each session once. Whatever of the
    first run the killed worker was running is retried too, and must change nothing.
@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from bench.xcom_payload import xcom_env
 from tests.e2e.dag_runner import fetch, write_document
 from tests.operations.airflow_stack import DAG_ID, AirflowStack, airflow_stack, create_database, drop_database
 from tools.synthetic import generate_document
@@ -108,8 +109,12 @@ def test_two_celery_workers_share_a_run_and_a_killed_worker_loses_nothing(result
         "AIRFLOW_CONN_RESULTS_LARGE": large_dsn,
         "VEEAM_REPLAY_DIR": str(replay),
         "VEEAM_RETRY_DELAY_SECONDS": "1",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+        # short, but not so short that a busy machine's late heartbeat fails a live task (retries=0 ones too)
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+        # as docker-compose.yaml: the large server's tens of MB of XCom never pass through the
+        # api-server's one worker, where they would hold up every task's heartbeat
+        **xcom_env(tmp_path),
     }
     try:
         with airflow_stack(env, celery_workers=2, worker_concurrency=2) as stack:
