@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import dag_parse
+from bench import celery_scale, dag_parse
 from bench.common import DAGS, PLUGINS, REPO, SERVER_DSN, drop_database, new_database, run_worker, write_generated
 
 GIB_KIB = 2**20
@@ -33,10 +33,12 @@ ANALYSIS_REPEATS = 4  # more runs of the analysis after the first, in the same p
 LOAD_REPEATS = 2  # more interleaved rounds of write_run / raw binary COPY / insert_rows, fresh databases
 QUICK = {
     "analysis": [(10_000, 100), (100_000, 1_000)], "load": [(10_000, 100)], "e2e": (5_000, 50), "parse_runs": 3,
-    "view": (10_000, 100),
+    "view": (10_000, 100), "celery": (4, 2_000, 20),
 }  # fmt: skip
 VIEW_SIZE = (1_000_000, 10_000)  # history rows of this document measure the view's index cost
-SECTIONS = ("analysis", "load", "parse", "e2e", "view")
+CELERY_SIZE = (100, 10_000, 50)  # VBR servers, sessions and jobs each
+SECTIONS = ("analysis", "load", "parse", "e2e", "view", "celery")
+DEFAULT_SECTIONS = SECTIONS[:-1]  # celery (two stacks, about an hour on 2 cores) only when asked: --only celery
 
 
 def machine() -> dict[str, str]:
@@ -134,6 +136,10 @@ def run_e2e(size: tuple[int, int], docs: Path, home: str) -> dict[str, Any]:
         if migrate.returncode != 0:
             return {"error": f"airflow db migrate failed: {migrate.stderr[-2000:]}"}
         migrate_s = time.perf_counter() - start
+        from veeam_efficiency.settings import create_pool_argv  # the DAG's first task checks the pool
+
+        subprocess.run([sys.executable, "-m", "airflow", *create_pool_argv()], env={**os.environ, **env},
+                       capture_output=True, timeout=300, check=True)  # fmt: skip
         print(f"e2e: dag.test over {sessions:,} sessions ...", flush=True)
         try:
             result = run_worker("e2e_worker", [], env=env, timeout=1800)
@@ -412,6 +418,10 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
         lines_view, targets_view = view_report(results["view"])
         lines += lines_view
         targets += targets_view
+    if "celery" in results:
+        lines_celery, targets_celery = celery_scale.report(results["celery"], env["nproc"])
+        lines += lines_celery
+        targets += targets_celery
     lines = [*lines[:8], "## Targets", "", *(f"- {t}" for t in targets), "", *lines[8:]]
     return "\n".join(lines) + "\n"
 
@@ -475,14 +485,21 @@ def keep_other_sections(text: str, path: Path) -> str:
     if not path.exists():
         return text
     sections = re.split(r"(?m)^(?=## )", path.read_text(encoding="utf-8"))[1:]
-    kept = [section.rstrip("\n") for section in sections if not section.startswith(OWN_SECTIONS)]
+    written = {line for line in text.splitlines() if line.startswith("## ")}  # e.g. the celery section, re-run
+    kept = [
+        section.rstrip("\n")
+        for section in sections
+        if not section.startswith(OWN_SECTIONS) and section.split("\n", 1)[0] not in written
+    ]
     return "\n\n".join([text.rstrip("\n"), *kept]) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes only: a smoke check")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--only", default=",".join(DEFAULT_SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
     args = parser.parse_args()
     only = [part.strip() for part in args.only.split(",") if part.strip()]
@@ -507,6 +524,8 @@ def main() -> int:
             results["e2e"] = run_e2e(QUICK["e2e"] if args.quick else E2E_SIZE, docs, home)
         if "view" in only:
             results["view"] = run_view(QUICK["view"] if args.quick else VIEW_SIZE, docs, home)
+        if "celery" in only:
+            results["celery"] = celery_scale.measure(*(QUICK["celery"] if args.quick else CELERY_SIZE), docs)
     text = keep_other_sections(report(results, command, started, time.perf_counter() - clock), args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

@@ -82,6 +82,9 @@ def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = 
     try:
         airflow = [sys.executable, "-m", "airflow"]
         subprocess.run([*airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=900)
+        from veeam_efficiency.settings import create_pool_argv  # the DAG's first task checks the pool
+
+        subprocess.run([*airflow, *create_pool_argv()], env=env, capture_output=True, check=True, timeout=300)
         before = _sizes(meta_dsn)
         start = time.perf_counter()
         test = subprocess.run(

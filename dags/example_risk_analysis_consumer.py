@@ -2,7 +2,7 @@
 ### Example consumer: risk analysis on fresh storage-efficiency scorecards
 
 Runs whenever `veeam_storage_efficiency` has loaded a VBR host's day: it is scheduled
-on the asset alias `veeam_feature3_scorecards`, which each `load` resolves to
+on the asset alias `veeam_feature3_scorecards`, which the producer's `announce_loaded` resolves to
 `postgres://<host>:<port>/<db>/feature3/metrics_storage_efficiency`. Each triggering
 event's extra names the host and day (`vbr_host`, `analysis_date`) and the row counts,
 so the consumer reads exactly those scorecards and their `quality_flags`: the seed's

@@ -17,11 +17,17 @@ fails at once) -> **validate** (the collector contract) -> **sufficient?** (jobs
 (PostgreSQL schema `feature3`, one transaction, upserts on natural keys).
 One server failing does not stop the others (the run is marked failed).
 
+Collections run in the Airflow pool `vbr_collectors` (env `VEEAM_COLLECTOR_POOL`), whose
+slots cap how many VBR servers are collected from at once (whoever starts Airflow creates
+it; `airflow dags test` of a run without it fails at once saying how). At most one
+collection per VBR server runs at a time, whatever the runs.
+
 Alerts: a failed task e-mails (and calls the optional alert hook) naming the VBR host,
 try and log; after loading, **alert_degraded_jobs** sends one summary of the jobs flagged
 CRITICAL_ANOMALIES, DEGRADING_TREND, MISCONFIGURED or LEVEL_SHIFT, each with its top
 recommendation; when `VEEAM_RUN_DEADLINE_MINUTES` is set, a run not
-finished that long after it was queued raises a Deadline Alert. **load** emits asset events on the aliases
+finished that long after it was queued raises a Deadline Alert. After the hosts,
+**announce_loaded** emits one asset event per host loaded on the aliases
 `veeam_feature3_scorecards` / `veeam_feature3_history` for downstream DAGs.
 """
 
@@ -40,8 +46,10 @@ from veeam_efficiency.settings import (
     AlertSettings,
     AnalysisSettings,
     CollectionSettings,
+    collector_pool,
     no_collector_message,
     param_specs,
+    retry_delay_seconds,
 )
 
 GROUP = "score_vbr_host"
@@ -49,6 +57,7 @@ PARAMS = {**param_specs(CollectionSettings), **param_specs(AnalysisSettings), **
 # What collect..optimize return can be 100 MB on a large server: one XCom each (a dict
 # return would also push every key) and never echoed into the task log.
 LARGE_RESULT: dict[str, Any] = {"multiple_outputs": False, "show_return_value_in_logs": False}
+COLLECTOR_POOL = collector_pool()
 
 
 def _settings(params: dict[str, Any] | None = None) -> tuple[CollectionSettings, AnalysisSettings]:
@@ -82,7 +91,7 @@ def _window(params: dict[str, Any] | None = None, data_interval_end: datetime | 
     default_args={
         "owner": "backup-platform",
         "retries": 3,
-        "retry_delay": timedelta(minutes=2),
+        "retry_delay": timedelta(seconds=retry_delay_seconds()),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
         "on_failure_callback": TaskFailureAlert(),
@@ -91,11 +100,13 @@ def _window(params: dict[str, Any] | None = None, data_interval_end: datetime | 
 def veeam_storage_efficiency() -> None:
     @task
     def ensure_results_schema(params: dict[str, Any] | None = None) -> None:
-        """Create the `feature3` schema and tables if missing (idempotent), before any host loads."""
+        """Check the collector pool exists, then create the `feature3` schema and tables if missing (idempotent)."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+        from veeam_efficiency.airflow.pools import require_pool
         from veeam_efficiency.storage import ensure_schema
 
+        require_pool(COLLECTOR_POOL)  # else every collect would stay 'scheduled' forever
         with fail_or_retry():
             collection, _ = _settings(params)
             with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
@@ -110,17 +121,18 @@ def veeam_storage_efficiency() -> None:
             collection, _ = _settings(params)
             return collection_targets(collection)
 
-    @task(map_index_template="{{ vbr_host }}", **LARGE_RESULT)
+    @task(map_index_template="{{ vbr_host }}", pool=COLLECTOR_POOL, **LARGE_RESULT)
     def collect(
         target: dict[str, str], params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> str:
-        """Run the collector for one VBR server over the run's window; returns the contract JSON."""
-        from veeam_efficiency.airflow.collect import collect_document
+        """Run the collector for one VBR server over the run's window (one collection per server at a time)."""
+        from veeam_efficiency.airflow.collect import collect_document, one_collection_at_a_time
 
         get_current_context()["vbr_host"] = target["vbr_host"] or "connection host"  # type: ignore[typeddict-unknown-key]
         with fail_or_retry():
             collection, _ = _settings(params)
-            return collect_document(target, collection, _window(params, data_interval_end))
+            with one_collection_at_a_time(target, collection):
+                return collect_document(target, collection, _window(params, data_interval_end))
 
     @task(retries=0, **LARGE_RESULT)
     def validate(
@@ -159,27 +171,35 @@ def veeam_storage_efficiency() -> None:
         with fail_or_retry():
             return pipeline.optimize(analysis, _settings(params)[1])
 
-    @task(trigger_rule="none_failed", outlets=OUTLETS, multiple_outputs=False)
+    @task(trigger_rule="none_failed", multiple_outputs=False)
     def load(
         validated: dict[str, Any],
         optimized: dict[str, Any] | None,
         params: dict[str, Any] | None = None,
-        outlet_events: Any = None,
         run_id: str | None = None,
     ) -> dict[str, Any]:
         """Write the session history and the scorecards (each with this run's id) in one transaction (upserts: re-runs are safe)."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         from veeam_efficiency import pipeline
-        from veeam_efficiency.airflow.assets import announce
 
         with fail_or_retry():
             collection, _ = _settings(params)
-            hook = PostgresHook(postgres_conn_id=collection.postgres_conn_id)
-            with hook.get_conn() as conn:
-                written = pipeline.load(conn, validated, optimized, dag_run_id=run_id)
-            announce(outlet_events, hook.get_connection(collection.postgres_conn_id), written)
-            return written
+            with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
+                return pipeline.load(conn, validated, optimized, dag_run_id=run_id)
+
+    @task(outlets=OUTLETS, multiple_outputs=False)
+    def announce_loaded(loaded: Any, params: dict[str, Any] | None = None, outlet_events: Any = None) -> list[str]:
+        """One asset event per host loaded, for downstream DAGs (one task: see veeam_efficiency.airflow.assets)."""
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from veeam_efficiency.airflow.assets import announce_all, loaded_runs
+
+        with fail_or_retry():
+            if not loaded_runs(loaded):
+                return []
+            conn_id = CollectionSettings.model_validate(dict(params or {})).postgres_conn_id
+            return announce_all(outlet_events, PostgresHook.get_connection(conn_id), loaded)
 
     @task(trigger_rule="all_done", multiple_outputs=False)
     def alert_degraded_jobs(loaded: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -202,8 +222,9 @@ def veeam_storage_efficiency() -> None:
 
     scored = score_vbr_host.expand(target=list_vbr_hosts())
     ensure_results_schema() >> scored
-    # a teardown: it runs whatever happened, but the run's state is the hosts' (a run whose
-    # hosts failed, or that never chose a collector, is failed, not green)
+    # teardowns: they run whatever happened (all done), but the run's state is the hosts' (a
+    # run whose hosts failed, or that never chose a collector, is failed, not green)
+    announce_loaded(scored).as_teardown()
     alert_degraded_jobs(scored).as_teardown()
 
 

@@ -20,13 +20,14 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from veeam_efficiency.airflow.errors import fail_or_retry
-from veeam_efficiency.settings import CollectionSettings, param_specs
+from veeam_efficiency.settings import CollectionSettings, collector_pool, param_specs
 
 PARAMS = {
     **param_specs(CollectionSettings),
     "check_days": {"type": "integer", "minimum": 1, "maximum": 30, "default": 1,
                    "description": "Days of sessions, ending now, the check collects."},
 }  # fmt: skip
+COLLECTOR_POOL = collector_pool()  # shared with veeam_storage_efficiency: it caps collections from VBR servers
 
 
 def _collection(params: dict[str, Any] | None) -> CollectionSettings:
@@ -46,13 +47,15 @@ def _collection(params: dict[str, Any] | None) -> CollectionSettings:
 def veeam_vbr_check() -> None:
     @task
     def list_vbr_hosts(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
-        """The VBR servers (or replay files) the check runs against."""
+        """The VBR servers (or replay files) the check runs against (after checking the collector pool exists)."""
         from veeam_efficiency.airflow.collect import collection_targets
+        from veeam_efficiency.airflow.pools import require_pool
 
+        require_pool(COLLECTOR_POOL)  # else every diagnose would stay 'scheduled' forever
         with fail_or_retry():
             return collection_targets(_collection(params))
 
-    @task(map_index_template="{{ vbr_host }}")
+    @task(map_index_template="{{ vbr_host }}", pool=COLLECTOR_POOL)
     def diagnose(target: dict[str, str], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run the collector in diagnose mode on one VBR server and log what it found."""
         import logging

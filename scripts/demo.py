@@ -76,10 +76,14 @@ def airflow_env(dsn: str) -> dict[str, str]:
 
 
 def run_dag(dsn: str) -> bool:
+    from veeam_efficiency.settings import create_pool_argv
+
     env = airflow_env(dsn)
     airflow = [sys.executable, "-m", "airflow"]
     (DEMO / "airflow").mkdir(parents=True, exist_ok=True)
     subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    # the collector pool, as any deployment creates it (the DAG's first task checks it exists)
+    subprocess.run([*airflow, *create_pool_argv()], env=env, check=True, capture_output=True)
     run = subprocess.run(
         [*airflow, "dags", "test", DAG_ID, RUN_DATE.isoformat(), "-c", json.dumps(RUN_CONF)],
         env=env,

@@ -136,6 +136,7 @@ def start() -> int:
         # standalone starts its components as `airflow ...`: this interpreter's, also when the venv is not activated
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    _ensure_collector_pool(env)
     with LOG_FILE.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "airflow", "standalone"],
@@ -162,6 +163,16 @@ def start() -> int:
         return 1
     _print_access(port)
     return 0
+
+
+def _ensure_collector_pool(env: dict[str, str]) -> None:
+    """Create the collector pool when missing (a demo made before it existed): runs triggered here check it."""
+    from veeam_efficiency.settings import collector_pool, create_pool_argv
+
+    airflow = [sys.executable, "-m", "airflow"]
+    found = subprocess.run([*airflow, "pools", "get", collector_pool()], env=env, capture_output=True, check=False)
+    if found.returncode != 0:
+        subprocess.run([*airflow, *create_pool_argv()], env=env, capture_output=True, check=True)
 
 
 def _stop_ui() -> bool:

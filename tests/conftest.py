@@ -131,16 +131,20 @@ def results_db(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def airflow_db() -> Iterator[dict[str, str]]:
     """A migrated Airflow metadata database (PostgreSQL) for the whole session; the env to use it."""
+    from veeam_efficiency.settings import create_pool_argv
+
     create_database(METADATA_DB)
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env={**os.environ, **AIRFLOW_ENV},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    # the collector pool too, as whoever starts Airflow creates it (the DAG's first task checks it)
+    for argv in (["db", "migrate"], create_pool_argv()):
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", *argv],
+            env={**os.environ, **AIRFLOW_ENV},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"airflow {argv[:2]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     yield AIRFLOW_ENV
     drop_database(METADATA_DB)
 

@@ -170,6 +170,39 @@ def no_collector_message() -> str:
     )
 
 
+COLLECTOR_POOL_ENV = "VEEAM_COLLECTOR_POOL"
+DEFAULT_COLLECTOR_POOL = "vbr_collectors"
+DEFAULT_POOL_SLOTS = 4
+RETRY_DELAY_ENV = "VEEAM_RETRY_DELAY_SECONDS"
+
+
+def collector_pool() -> str:
+    """The Airflow pool every collection runs in (env ``VEEAM_COLLECTOR_POOL``, read at parse time).
+
+    Its slots cap how many VBR servers are collected from at once across all runs and workers.
+    """
+    return os.environ.get(COLLECTOR_POOL_ENV, "").strip() or DEFAULT_COLLECTOR_POOL
+
+
+def create_pool_argv(pool: str | None = None, slots: int = DEFAULT_POOL_SLOTS) -> list[str]:
+    """``airflow`` CLI arguments that create (or resize) the collector pool: what whoever starts Airflow runs."""
+    return ["pools", "set", pool or collector_pool(), str(slots), "Concurrent collections from VBR servers"]
+
+
+def missing_pool_message(pool: str) -> str:
+    return (
+        f"Airflow pool {pool!r} does not exist, so no collection could ever be scheduled (the scheduler would "
+        f"leave every collect task 'scheduled'). Create it: airflow pools set {pool} {DEFAULT_POOL_SLOTS} "
+        f'"Concurrent collections from VBR servers" (its slots are how many VBR servers are collected from at '
+        f"once), or name an existing pool in the environment variable {COLLECTOR_POOL_ENV}"
+    )
+
+
+def retry_delay_seconds() -> int:
+    """First retry delay of collect and load (env ``VEEAM_RETRY_DELAY_SECONDS``, read at parse time; 120)."""
+    return int(os.environ.get(RETRY_DELAY_ENV, "").strip() or 120)
+
+
 class CollectionSettings(BaseModel):
     """Where the sessions come from and where the results go."""
 

@@ -21,6 +21,7 @@ from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
 
 from veeam_efficiency.copy_binary import binary_copy
+from veeam_efficiency.locks import SCHEMA_LOCK_KEY, load_lock_key
 from veeam_efficiency.sessions import byte_order_keys
 from veeam_efficiency.tables import (
     HISTORY,
@@ -51,8 +52,7 @@ UNSCORED_COLUMNS: dict[str, str] = dict(UNSCORED_TABLE.kinds)
 JOB_SETTINGS_COLUMNS: dict[str, str] = dict(JOB_SETTINGS_TABLE.kinds)
 TOO_FEW_SESSIONS = "too_few_scorable_sessions"
 # Every run sets up the schema at once (a backfill starts several): one at a time, or their
-# concurrent CREATE ... IF NOT EXISTS and migrations collide on the catalog.
-SCHEMA_LOCK_KEY = f"{SCHEMA}:schema"
+# concurrent CREATE ... IF NOT EXISTS and migrations collide on the catalog (SCHEMA_LOCK_KEY).
 
 
 class SchemaNotReady(RuntimeError):
@@ -143,7 +143,7 @@ def write_run(
     unscored = _unscored_rows(unscored, vbr_host, analysis_date)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{SCHEMA}:{vbr_host}",))
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (load_lock_key(vbr_host),))
             history_rows = _merge(cur, HISTORY_TABLE, in_key_order(history))
             scorecard_rows = _merge(cur, SCORECARD_TABLE, scorecards)
             stale = _delete_other_jobs(cur, SCORECARDS, vbr_host, analysis_date, scorecards["job_id"])

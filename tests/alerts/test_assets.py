@@ -1,4 +1,4 @@
-"""Downstream consumers: ``load`` emits asset events the example consumer DAG is scheduled on, and reads."""
+"""Downstream consumers: ``announce_loaded`` emits one asset event per host and day loaded; the example consumer DAG is scheduled on them, and reads them."""
 
 from __future__ import annotations
 
@@ -120,7 +120,8 @@ def test_load_emits_asset_events_and_the_consumer_reads_their_flags(monkeypatch,
             (history_events[0], "veeam_feature3_history"),
         ):
             assert event["extra"] == expected_extra
-            assert event["source"] == (PRODUCER, "score_vbr_host.load", 0)
+            # announced by the one task after the hosts' loads (concurrent loads race on a new asset)
+            assert event["source"] == (PRODUCER, "announce_loaded", -1)
             assert event["aliases"] == [alias]
 
         assert queued_for(CONSUMER, scorecard_events[0]["asset_id"]), "the consumer was not queued by the event"

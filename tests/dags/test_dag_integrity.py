@@ -30,7 +30,7 @@ def test_dag_shape(dag):
     assert dag.catchup is False
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     expected = {
-        "ensure_results_schema", "list_vbr_hosts", "alert_degraded_jobs",
+        "ensure_results_schema", "list_vbr_hosts", "alert_degraded_jobs", "announce_loaded",
         *(f"score_vbr_host.{name}" for name in ("collect", "validate", "sufficient", "analyze", "optimize", "load")),
     }  # fmt: skip
     assert set(dag.task_dict) == expected
@@ -42,7 +42,18 @@ def test_dag_shape(dag):
     assert dag.task_dict["score_vbr_host.load"].trigger_rule == "none_failed"
     assert dag.task_dict["score_vbr_host.analyze"].downstream_task_ids == {"score_vbr_host.optimize"}
     assert dag.task_dict["score_vbr_host.optimize"].downstream_task_ids == {"score_vbr_host.load"}
-    assert dag.task_dict["score_vbr_host.load"].downstream_task_ids == {"alert_degraded_jobs"}
+    assert dag.task_dict["score_vbr_host.load"].downstream_task_ids == {"alert_degraded_jobs", "announce_loaded"}
+
+
+def test_one_task_announces_the_loads_and_collections_run_in_the_pool(dag):
+    """Asset events from one task after the hosts (concurrent loads race on a new asset); collect in the pool."""
+    from veeam_efficiency.airflow.assets import OUTLETS
+
+    announce = dag.task_dict["announce_loaded"]
+    assert announce.outlets == OUTLETS and announce.is_teardown  # runs whatever happened; the run is the hosts'
+    assert not dag.task_dict["score_vbr_host.load"].outlets
+    assert dag.task_dict["score_vbr_host.collect"].pool == "vbr_collectors"
+    assert {task.pool for task in dag.tasks if task.task_id != "score_vbr_host.collect"} == {"default_pool"}
 
 
 def test_io_tasks_retry_and_deterministic_tasks_do_not(dag):
@@ -127,5 +138,19 @@ def test_vbr_check_is_manual_and_never_retried():
     assert "veeam" in check.tags and check.doc_md and "first contact" in check.doc_md.lower()
     assert set(check.task_dict) == {"list_vbr_hosts", "diagnose"}
     assert all(task.retries == 0 for task in check.tasks)
+    assert check.task_dict["diagnose"].pool == "vbr_collectors"  # the same cap on collections as the daily runs
     check.params.validate()
     assert check.params["check_days"] == 1 and check.params["allow_full_session_scan"] is False
+
+
+def test_pool_and_retry_delay_come_from_the_environment_at_parse_time(monkeypatch):
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("VEEAM_COLLECTOR_POOL", "vbr_collectors_eu")
+    monkeypatch.setenv("VEEAM_RETRY_DELAY_SECONDS", "3")
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    dag, check = bag.dags[DAG_ID], bag.dags[CHECK_ID]
+    assert dag.task_dict["score_vbr_host.collect"].pool == check.task_dict["diagnose"].pool == "vbr_collectors_eu"
+    assert dag.task_dict["score_vbr_host.load"].retry_delay == timedelta(seconds=3)

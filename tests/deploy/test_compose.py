@@ -308,6 +308,26 @@ def test_results_database_init_script_is_mounted(config: dict) -> None:
     assert env.get("VEEAM_RESULTS_DB_PASSWORD") and env.get("POSTGRES_PASSWORD")
 
 
+def test_celery_settings_and_pool_are_what_the_scale_out_test_ran(config: dict) -> None:
+    """tests/operations/test_celery_scale_out.py: prefetch 1, results in PostgreSQL, the collector pool."""
+    problems = []
+    for name in _airflow_services(config):
+        env = _environment(config["services"][name])
+        if env.get("AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER") != "1":
+            problems.append(f"{name}: AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER is not 1")
+        if not env.get("AIRFLOW__CELERY__RESULT_BACKEND", "").startswith("db+postgresql://"):
+            problems.append(f"{name}: the Celery result backend is not the PostgreSQL metadata database")
+        if env.get("VEEAM_COLLECTOR_POOL") != "vbr_collectors":
+            problems.append(f"{name}: VEEAM_COLLECTOR_POOL={env.get('VEEAM_COLLECTOR_POOL')!r}")
+    assert not problems, "\n".join(problems)
+    init = config["services"]["airflow-init"]
+    command = "\n".join(init["command"]) if isinstance(init["command"], list) else str(init["command"])
+    command = command.replace("$$", "$")  # Compose 1.29 renders the escaped $$ as is
+    assert 'airflow pools get "${VEEAM_COLLECTOR_POOL}"' in command, command  # created only when missing
+    assert 'airflow pools set "${VEEAM_COLLECTOR_POOL}" "${VEEAM_COLLECTOR_POOL_SLOTS}"' in command, command
+    assert int(_environment(init)["VEEAM_COLLECTOR_POOL_SLOTS"]) > 0
+
+
 def test_worker_is_scalable(config: dict) -> None:
     worker = config["services"]["airflow-worker"]
     assert "container_name" not in worker, "a container_name prevents --scale airflow-worker=N"

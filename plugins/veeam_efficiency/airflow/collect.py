@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +56,24 @@ def collect_document(
 
     hook = SSHHook(ssh_conn_id=collection.ssh_conn_id, remote_host=target.get("vbr_host") or "", cmd_timeout=timeout_s)
     return run_remote_script(hook, COLLECTOR_SCRIPT, window.start, window.end, collection.job_names, **options)
+
+
+@contextmanager
+def one_collection_at_a_time(target: dict[str, Any], collection: CollectionSettings) -> Iterator[None]:
+    """Hold the VBR server's collection lock (:mod:`veeam_efficiency.locks`) on the results database meanwhile.
+
+    Two runs (a backfill and the daily run, say) that reach the same server wait for each
+    other instead of running its collector twice at once. The lock is a PostgreSQL one, so
+    it holds across workers and machines, and dies with a worker that is killed.
+    """
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from veeam_efficiency.locks import collect_lock_key, held
+
+    host = target.get("vbr_host") or f"ssh_conn_id={collection.ssh_conn_id}"  # "": the connection's own host
+    conn = PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn()
+    try:
+        with held(conn, collect_lock_key(host)):
+            yield
+    finally:
+        conn.close()

@@ -214,8 +214,9 @@ def send_degradation_summary(loaded: Any, params: Any, context: Any) -> dict[str
     from veeam_efficiency.settings import CollectionSettings
 
     settings = alert_settings(params)
-    runs = [loaded] if isinstance(loaded, dict) else list(loaded or [])
-    pairs = [(str(run["vbr_host"]), str(run["analysis_date"])) for run in runs if run]
+    from veeam_efficiency.airflow.assets import loaded_runs
+
+    pairs = [(str(run["vbr_host"]), str(run["analysis_date"])) for run in loaded_runs(loaded)]
     if not settings.alert_on_degradation:
         return {"hosts_loaded": len(pairs), "flagged_jobs": None, "sent_to": [], "reason": "alert_on_degradation off"}
     conn_id = CollectionSettings.model_validate(dict(params or {})).postgres_conn_id
