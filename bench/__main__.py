@@ -278,7 +278,7 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
         lines += [
             "## Load: the history rows into `feature3.storage_efficiency_history`",
             "",
-            'Each method into its own fresh, empty database with the project\'s schema (identifiers COLLATE "C", the primary key its only index). '
+            "Each method into its own fresh, empty database with the project's schema (identifiers COLLATE \"C\", the primary key and the view's job index). "
             "*write_run* is the project's path (one transaction, advisory lock; rows sorted into primary-key order and "
             "encoded as binary COPY, included in its time, while a writer thread sends the previous chunk; on an empty table the sampled keys are absent, so the "
             "rows are copied straight into the table under a savepoint; scorecards left empty so all methods "
@@ -433,13 +433,13 @@ def view_report(view: dict[str, Any]) -> tuple[list[str], list[str]]:
     lines = [
         "## Storage efficiency view",
         "",
-        f"**History index `(vbr_host, job_id, creation_time)`, load cost.** `write_run` of the same {index['rows']:,} "
+        f"**History index `(hashtextextended(job_id, 0), creation_time)`, load cost.** `write_run` of the same {index['rows']:,} "
         f"history rows into a fresh database with the project's schema, and into one with that index dropped, "
         f"{len(index['rounds']['with_index'])} alternating rounds (bench/view_worker.py):",
         "",
         "| history table | rounds | median |",
         "|---|---|---:|",
-        f"| PK + (host, job, time) index (now) | {', '.join(fmt_s(t) for t in index['rounds']['with_index'])} | {fmt_s(with_s)} |",
+        f"| PK + (hash of job, time) index (now) | {', '.join(fmt_s(t) for t in index['rounds']['with_index'])} | {fmt_s(with_s)} |",
         f"| PK only (before) | {', '.join(fmt_s(t) for t in index['rounds']['without_index'])} | {fmt_s(without_s)} |",
         "",
         f"The index costs {index['ratio']:.2f}x the load time ({with_s - without_s:+.1f} s) and {index['index_mb']:.0f} MB "

@@ -1,6 +1,6 @@
 """The Storage efficiency view's measurements, in a fresh interpreter: ``python -m bench.view_worker DOC``.
 
-1. The load cost of the history index ``(vbr_host, job_id, creation_time)`` that the view's
+1. The load cost of the history index ``(hashtextextended(job_id, 0), creation_time)`` that the view's
    job page reads by: the DAG's history rows of DOC written with ``storage.write_run`` into a
    fresh database with the project's schema, and into one with that index dropped, rounds
    alternating; medians compared.
@@ -26,7 +26,7 @@ from bench.common import drop_database, emit, new_database
 from bench.load_worker import history_rows
 
 HOSTS, JOBS_PER_HOST, DAYS, SESSIONS_PER_JOB = 10, 1_000, 30, 60
-INDEX = "feature3.storage_efficiency_history_job_time_idx"
+INDEX = "feature3.storage_efficiency_history_job_hash_time_idx"
 
 SEED_SCORECARDS = """
 INSERT INTO feature3.metrics_storage_efficiency (

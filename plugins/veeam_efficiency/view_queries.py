@@ -317,13 +317,19 @@ def job(cur: Any, vbr_host: str, job_id: str, analysis_date: date | None, days: 
 def job_sessions(
     cur: Any, vbr_host: str, job_id: str, *, before: datetime | None, limit: int = MAX_PAGE
 ) -> dict[str, Any]:
-    """A job's sessions newest first, ``limit`` at a time before ``before`` (the (host, job, time) index)."""
+    """A job's sessions newest first, ``limit`` at a time before ``before``.
+
+    Read through the (hash of job_id, creation_time) index (schema.sql says why a hash); the
+    rows of another job with the same hash, or of the same job_id on another host, are
+    filtered out by the exact conditions.
+    """
     cur.execute(
         sql.SQL(
-            "SELECT {cols} FROM {t} WHERE vbr_host = %s AND job_id = %s "
+            "SELECT {cols} FROM {t} WHERE hashtextextended(job_id, 0) = hashtextextended(%s, 0) "
+            "AND vbr_host = %s AND job_id = %s "
             "AND (%s::timestamptz IS NULL OR creation_time < %s) ORDER BY creation_time DESC LIMIT %s"
         ).format(cols=_names(SESSION_COLUMNS), t=_table(HISTORY)),
-        (vbr_host, job_id, before, before, _page(limit) + 1),
+        (job_id, vbr_host, job_id, before, before, _page(limit) + 1),
     )
     rows = cur.fetchall()
     more = len(rows) > _page(limit)

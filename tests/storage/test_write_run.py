@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psycopg
+import psycopg.rows
 import pytest
 from psycopg import sql
 
@@ -201,8 +202,8 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
     older = storage.SCHEMA_SQL.read_text(encoding="utf-8").split("DO $migrate$")[0].replace(' COLLATE "C"', "")
     with psycopg.connect(results_db) as conn:
         conn.execute(older)
-        conn.execute(  # the job index (older versions had it too; the schema text above already makes it)
-            "CREATE INDEX IF NOT EXISTS storage_efficiency_history_job_time_idx "
+        conn.execute(  # the job index of older versions, on the text key (the schema text above drops it)
+            "CREATE INDEX storage_efficiency_history_job_time_idx "
             "ON feature3.storage_efficiency_history (vbr_host, job_id, creation_time)"
         )
         conn.commit()
@@ -215,13 +216,14 @@ def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(result
         collations = _key_collations(conn)
         assert len(collations) == 9 and set(collations.values()) == {"C"}, collations  # unscored_jobs, job_settings
         converted = _index_files(conn)
-        assert set(converted) - {"job_settings_pkey"} == set(
-            old_indexes
-        )  # the job index is kept (the view reads by it)
+        # the text-keyed job index gives way to the hashed one (the view reads by it)
+        assert set(converted) - {"job_settings_pkey"} == set(old_indexes) - {
+            "storage_efficiency_history_job_time_idx"
+        } | {"storage_efficiency_history_job_hash_time_idx"}
         rebuilt = {name for name in converted if converted[name] != old_indexes.get(name, converted[name])}
         assert rebuilt == {  # not the date one
             "metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey", "unscored_jobs_pkey",
-            "storage_efficiency_history_job_time_idx",
+            "storage_efficiency_history_job_hash_time_idx",
         }  # fmt: skip
         assert _rows(conn) == before
 
@@ -267,3 +269,38 @@ def test_job_settings_are_kept_per_day_nulls_stay_null_and_reruns_replace(conn: 
     ]  # fmt: skip  # re-run of the day: upserted, and the job it no longer lists is gone
     storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(3), scorecards=NO_CARDS)
     assert len(conn.execute(query).fetchall()) == 3  # a v1 run knows no settings and leaves them alone
+
+
+def test_a_jobs_sessions_are_read_through_the_hashed_job_index_and_only_its_own(results_db: str) -> None:
+    """The view's session query can use the (hash of job_id, time) index, and returns that host's job only."""
+    from veeam_efficiency import view_queries
+
+    other_host = _history(30, first=100).assign(vbr_host="vbr02.example.test")  # same job_id elsewhere
+    with psycopg.connect(results_db) as conn:
+        storage.ensure_schema(conn)
+        for rows in (_history(40), _history(20, first=200, job="job-2"), other_host):
+            storage.write_run(
+                conn, vbr_host=rows["vbr_host"].iat[0], analysis_date=DAY, history=rows, scorecards=NO_CARDS
+            )
+        with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+            page = view_queries.job_sessions(cur, HOST, "job-1", before=None, limit=25)
+            rest = view_queries.job_sessions(cur, HOST, "job-1", before=page["older"], limit=25)
+        ids = [row["session_id"] for row in page["rows"] + rest["rows"]]
+        assert ids == [f"s-{i:06d}" for i in reversed(range(40))] and rest["older"] is None
+        conn.execute("SET enable_seqscan = off")  # a tiny table: make the planner show what it can use
+        with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+            plan = view_queries.job_sessions(_Explaining(cur), HOST, "job-1", before=None, limit=25)["rows"]
+        assert "storage_efficiency_history_job_hash_time_idx" in str(plan), plan
+
+
+class _Explaining:
+    """A cursor that EXPLAINs the statement it is given instead of running it."""
+
+    def __init__(self, cur: Any) -> None:
+        self.cur = cur
+
+    def execute(self, query: sql.Composable, params: Any) -> None:
+        self.cur.execute(sql.SQL("EXPLAIN ") + query, params)
+
+    def fetchall(self) -> list[Any]:
+        return self.cur.fetchall()
