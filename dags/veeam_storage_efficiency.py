@@ -19,7 +19,9 @@ One server failing does not stop the others (the run is marked failed).
 
 Collections run in the Airflow pool `vbr_collectors` (env `VEEAM_COLLECTOR_POOL`), whose
 slots cap how many VBR servers are collected from at once (whoever starts Airflow creates
-it; `airflow dags test` of a run without it fails at once saying how). At most one
+it). A run without it fails saying how to create it: at once under `airflow dags test`;
+under an executor the sensor **watch_collector_pool** fails when the collections wait in
+'scheduled' with no collection let through for `VEEAM_POOL_GRACE_SECONDS` (600). At most one
 collection per VBR server runs at a time, whatever the runs.
 
 Alerts: a failed task e-mails (and calls the optional alert hook) naming the VBR host,
@@ -49,6 +51,7 @@ from veeam_efficiency.settings import (
     collector_pool,
     no_collector_message,
     param_specs,
+    pool_grace_seconds,
     retry_delay_seconds,
 )
 
@@ -58,6 +61,8 @@ PARAMS = {**param_specs(CollectionSettings), **param_specs(AnalysisSettings), **
 # return would also push every key) and never echoed into the task log.
 LARGE_RESULT: dict[str, Any] = {"multiple_outputs": False, "show_return_value_in_logs": False}
 COLLECTOR_POOL = collector_pool()
+POOL_GRACE_S = pool_grace_seconds()  # how long collections may wait with no sign of the pool
+POOL_POKE_S = min(30.0, POOL_GRACE_S / 4)
 
 
 def _settings(params: dict[str, Any] | None = None) -> tuple[CollectionSettings, AnalysisSettings]:
@@ -111,6 +116,13 @@ def veeam_storage_efficiency() -> None:
             collection, _ = _settings(params)
             with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
                 ensure_schema(conn)
+
+    @task.sensor(mode="reschedule", poke_interval=POOL_POKE_S, timeout=2 * POOL_GRACE_S, retries=0)
+    def watch_collector_pool(run_id: str | None = None) -> Any:
+        """Fail loudly when the collector pool is missing (Airflow would leave every collect 'scheduled' forever)."""
+        from veeam_efficiency.airflow.pools import watch
+
+        return watch(COLLECTOR_POOL, str(run_id), POOL_GRACE_S)
 
     @task
     def list_vbr_hosts(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
@@ -220,8 +232,11 @@ def veeam_storage_efficiency() -> None:
         sufficient(validated) >> analysis
         return load(validated, optimize(analysis))
 
-    scored = score_vbr_host.expand(target=list_vbr_hosts())
-    ensure_results_schema() >> scored
+    hosts = list_vbr_hosts()
+    scored = score_vbr_host.expand(target=hosts)
+    schema = ensure_results_schema()
+    schema >> scored
+    [schema, hosts] >> watch_collector_pool()  # beside the collections, once they may be scheduled
     # teardowns: they run whatever happened (all done), but the run's state is the hosts' (a
     # run whose hosts failed, or that never chose a collector, is failed, not green)
     announce_loaded(scored).as_teardown()

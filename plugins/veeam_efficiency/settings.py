@@ -174,6 +174,7 @@ COLLECTOR_POOL_ENV = "VEEAM_COLLECTOR_POOL"
 DEFAULT_COLLECTOR_POOL = "vbr_collectors"
 DEFAULT_POOL_SLOTS = 4
 RETRY_DELAY_ENV = "VEEAM_RETRY_DELAY_SECONDS"
+POOL_GRACE_ENV = "VEEAM_POOL_GRACE_SECONDS"
 
 
 def collector_pool() -> str:
@@ -196,6 +197,11 @@ def missing_pool_message(pool: str) -> str:
         f'"Concurrent collections from VBR servers" (its slots are how many VBR servers are collected from at '
         f"once), or name an existing pool in the environment variable {COLLECTOR_POOL_ENV}"
     )
+
+
+def pool_grace_seconds() -> float:
+    """How long a run's collections may wait in 'scheduled' with no sign of the collector pool (env, read at parse time; 600)."""
+    return float(os.environ.get(POOL_GRACE_ENV, "").strip() or 600)
 
 
 def retry_delay_seconds() -> int:

@@ -30,7 +30,7 @@ def test_dag_shape(dag):
     assert dag.catchup is False
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     expected = {
-        "ensure_results_schema", "list_vbr_hosts", "alert_degraded_jobs", "announce_loaded",
+        "ensure_results_schema", "list_vbr_hosts", "watch_collector_pool", "alert_degraded_jobs", "announce_loaded",
         *(f"score_vbr_host.{name}" for name in ("collect", "validate", "sufficient", "analyze", "optimize", "load")),
     }  # fmt: skip
     assert set(dag.task_dict) == expected
@@ -54,6 +54,9 @@ def test_one_task_announces_the_loads_and_collections_run_in_the_pool(dag):
     assert not dag.task_dict["score_vbr_host.load"].outlets
     assert dag.task_dict["score_vbr_host.collect"].pool == "vbr_collectors"
     assert {task.pool for task in dag.tasks if task.task_id != "score_vbr_host.collect"} == {"default_pool"}
+    # beside the collections once they may be scheduled; waiting, it holds no executor slot
+    watch = dag.task_dict["watch_collector_pool"]
+    assert watch.upstream_task_ids == {"ensure_results_schema", "list_vbr_hosts"} and watch.mode == "reschedule"
 
 
 def test_io_tasks_retry_and_deterministic_tasks_do_not(dag):
@@ -136,7 +139,7 @@ def test_vbr_check_is_manual_and_never_retried():
     check = DagBag(dag_folder=str(REPO / "dags")).dags[CHECK_ID]
     assert type(check.timetable).__name__ == "NullTimetable" and check.catchup is False
     assert "veeam" in check.tags and check.doc_md and "first contact" in check.doc_md.lower()
-    assert set(check.task_dict) == {"list_vbr_hosts", "diagnose"}
+    assert set(check.task_dict) == {"list_vbr_hosts", "diagnose", "watch_collector_pool"}
     assert all(task.retries == 0 for task in check.tasks)
     assert check.task_dict["diagnose"].pool == "vbr_collectors"  # the same cap on collections as the daily runs
     check.params.validate()
@@ -150,7 +153,10 @@ def test_pool_and_retry_delay_come_from_the_environment_at_parse_time(monkeypatc
 
     monkeypatch.setenv("VEEAM_COLLECTOR_POOL", "vbr_collectors_eu")
     monkeypatch.setenv("VEEAM_RETRY_DELAY_SECONDS", "3")
+    monkeypatch.setenv("VEEAM_POOL_GRACE_SECONDS", "40")
     bag = DagBag(dag_folder=str(REPO / "dags"))
     dag, check = bag.dags[DAG_ID], bag.dags[CHECK_ID]
     assert dag.task_dict["score_vbr_host.collect"].pool == check.task_dict["diagnose"].pool == "vbr_collectors_eu"
     assert dag.task_dict["score_vbr_host.load"].retry_delay == timedelta(seconds=3)
+    for watch in (dag.task_dict["watch_collector_pool"], check.task_dict["watch_collector_pool"]):
+        assert (watch.poke_interval, watch.timeout) == (10, 80)  # the grace is the watch's; its timeout a backstop

@@ -6,10 +6,11 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from tests.e2e.dag_runner import DAG_ID, fetch, last_run_id, run_dag, write_document
 from tools.synthetic import generate_document
-from veeam_efficiency.airflow.pools import pool_exists
+from veeam_efficiency.airflow.pools import POOLED_TASKS, WATCH_TASK, pool_evidence, pool_exists
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
 
@@ -56,3 +57,77 @@ def _tries(task_id: str) -> int:
         ).first()
         assert ti is not None
         return int(ti.try_number)
+
+
+class _Instances:
+    """Task instances as the Task SDK's ``get_ti_count`` sees them (the watch's own ``ti``)."""
+
+    dag_id = DAG_ID
+
+    def __init__(self, states: dict[tuple[str, str, str], str]) -> None:
+        self.states = states
+
+    def get_ti_count(self, dag_id: str, task_ids: list[str], run_ids: list[str] | None, states: list[str]) -> int:
+        return sum(
+            d == dag_id and t in task_ids and (run_ids is None or r in run_ids) and state in states
+            for (d, t, r), state in self.states.items()
+        )
+
+
+COLLECT = "score_vbr_host.collect"
+
+
+def _evidence(states: dict[tuple[str, str, str], str], waited_s: float = 0.0) -> str | None:
+    return pool_evidence(
+        "vbr_collectors", _Instances(states), "run-1", waited_s=waited_s, grace_s=60, exists=lambda _: None
+    )
+
+
+def test_the_watch_fails_once_collections_waited_the_grace_with_no_collection_let_through():
+    busy_elsewhere = {
+        (DAG_ID, COLLECT, "run-1"): "scheduled",
+        (DAG_ID, "score_vbr_host.analyze", "run-0"): "running",  # not a pooled task: no sign of the pool
+        ("veeam_vbr_check", "diagnose", "run-9"): "success",  # finished: no sign it exists now
+    }
+    assert _evidence(busy_elsewhere, waited_s=59) is None  # look again later
+    with pytest.raises(AirflowFailException, match=r"Airflow pool 'vbr_collectors' does not exist.*waited 60 s"):
+        _evidence(busy_elsewhere, waited_s=60)
+
+
+@pytest.mark.parametrize(
+    ("states", "reason"),
+    [
+        ({(DAG_ID, COLLECT, "run-1"): "queued"}, "a collection of this run was let through"),
+        ({(DAG_ID, COLLECT, "run-1"): "up_for_retry"}, "a collection of this run was let through"),
+        (
+            {(DAG_ID, COLLECT, "run-1"): "scheduled", ("veeam_vbr_check", "diagnose", "run-9"): "running"},
+            "a collection of another run holds a slot of the pool",
+        ),
+        ({(DAG_ID, COLLECT, "run-1"): "upstream_failed"}, "this run collects nothing"),
+    ],
+)
+def test_the_watch_ends_at_the_first_sign_of_the_pool_even_after_the_grace(states, reason):
+    assert _evidence(states, waited_s=3600) == reason
+
+
+def test_an_in_process_look_up_is_trusted():
+    instances = _Instances({(DAG_ID, COLLECT, "run-1"): "scheduled"})
+    found = pool_evidence("vbr_collectors", instances, "run-1", waited_s=0, grace_s=1, exists=lambda _: True)
+    assert found == "the pool exists"
+    with pytest.raises(AirflowFailException, match="does not exist"):
+        pool_evidence("vbr_collectors", instances, "run-1", waited_s=0, grace_s=1, exists=lambda _: False)
+
+
+def test_the_pooled_tasks_the_watch_knows_are_the_dags_tasks_in_the_collector_pool():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.e2e.dag_runner import REPO
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    pooled = {
+        dag_id: tuple(task.task_id for task in dag.tasks if task.pool == "vbr_collectors")
+        for dag_id, dag in bag.dags.items()
+        if dag_id in POOLED_TASKS or any(task.pool == "vbr_collectors" for task in dag.tasks)
+    }
+    assert pooled == POOLED_TASKS
+    assert all(WATCH_TASK in bag.dags[dag_id].task_ids for dag_id in POOLED_TASKS)

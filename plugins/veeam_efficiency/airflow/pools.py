@@ -1,21 +1,35 @@
-"""Fail a run at once when the collector pool is missing, instead of leaving it 'scheduled' forever.
+"""Fail a run loudly when the collector pool is missing, instead of leaving it 'scheduled' forever.
 
 On Airflow 3.3 the scheduler never queues a task whose pool does not exist: it logs a
-warning and the run waits without end (the UI shows a DAG warning, nothing fails). So the
-run's first task looks the pool up, with one query through Airflow's own model, where the
-ORM is there: in-process runs (``dag.test``, ``airflow dags test``, ``airflow tasks test``).
-A task run by an executor cannot look: the Task SDK has no pool routes, it blocks the ORM in
-the task process and overwrites ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` there (so an
-``airflow pools get`` subprocess fails too), and Celery's process titles overwrite the
-worker's launch environment. There the check logs a warning, and the pool is guaranteed by
-whoever starts Airflow (compose's airflow-init, ``make ui``, the tests) creating it.
+warning and the run waits without end (the UI shows a DAG warning, nothing fails).
+
+- In-process runs (``dag.test``, ``airflow dags test``, ``airflow tasks test``) can read the
+  pool through Airflow's own model: :func:`require_pool` fails the run's first task at once.
+- A task run by an executor cannot: the Task SDK has no pool routes and blocks the ORM in
+  the task process. What it can read is task-instance states (the execution API's
+  ``get_ti_count``), so a sensor (``watch_collector_pool``, reschedule mode: it holds no
+  executor slot while it waits) pokes :func:`pool_evidence`: the pool exists once one of
+  the run's collections is let through (queued or later), or while any pooled task of these
+  DAGs is queued or running. When the run's collections have waited ``grace_s`` seconds in
+  'scheduled' with no such sign, the sensor fails saying how to create the pool (it is
+  missing, has no slots, or the deployment had no free slot that long). Creating the pool
+  then lets the waiting collections run.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
+from typing import Any
 
-log = logging.getLogger(__name__)
+# a collection in one of these states got past the pool (or finished): the pool exists
+LET_THROUGH = ["queued", "running", "success", "failed", "up_for_retry", "up_for_reschedule", "deferred", "restarting"]
+NEVER_SCHEDULED = ["upstream_failed", "skipped", "removed"]
+WATCH_TASK = "watch_collector_pool"
+# the tasks of this package that take a slot of the collector pool, by DAG (tests hold it to the DAGs)
+POOLED_TASKS: dict[str, tuple[str, ...]] = {
+    "veeam_storage_efficiency": ("score_vbr_host.collect",),
+    "veeam_vbr_check": ("diagnose",),
+}
 
 
 def pool_exists(name: str) -> bool | None:
@@ -33,18 +47,68 @@ def pool_exists(name: str) -> bool | None:
 
 
 def require_pool(name: str) -> None:
-    """Raise ``AirflowFailException`` saying how to create pool ``name`` when it does not exist."""
+    """Raise ``AirflowFailException`` saying how to create pool ``name`` when it surely does not exist."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from veeam_efficiency.settings import missing_pool_message
 
-    exists = pool_exists(name)
-    if exists is False:
+    if pool_exists(name) is False:
         raise AirflowFailException(missing_pool_message(name))
-    if exists is None:
-        log.warning(
-            "pool %r not checked (a task run by an executor may not read the metadata database); "
-            "if collect stays 'scheduled', the pool is missing: %s",
-            name,
-            missing_pool_message(name),
+
+
+def pool_evidence(
+    name: str,
+    ti: Any,
+    run_id: str,
+    *,
+    waited_s: float,
+    grace_s: float,
+    exists: Callable[[str], bool | None] = pool_exists,
+) -> str | None:
+    """Why pool ``name`` is known to exist (or there is nothing to watch); None to look again later.
+
+    ``ti`` is the watching task's own instance (its ``dag_id`` and the Task SDK's
+    ``get_ti_count``); ``waited_s`` is how long it has been watching. Raises
+    ``AirflowFailException`` when the pool is missing, or looks missing after ``grace_s``.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from veeam_efficiency.settings import POOL_GRACE_ENV, missing_pool_message
+
+    found = exists(name)
+    if found is not None:
+        if not found:
+            raise AirflowFailException(missing_pool_message(name))
+        return "the pool exists"
+    own = list(POOLED_TASKS[ti.dag_id])
+
+    def count(dag_id: str, task_ids: list[str], states: list[str], run: str | None = None) -> int:
+        return int(ti.get_ti_count(dag_id, task_ids=task_ids, run_ids=[run] if run else None, states=states))
+
+    if count(ti.dag_id, own, LET_THROUGH, run_id):
+        return "a collection of this run was let through"
+    if any(count(dag_id, list(ids), ["queued", "running"]) for dag_id, ids in POOLED_TASKS.items()):
+        return "a collection of another run holds a slot of the pool"
+    if not count(ti.dag_id, own, ["scheduled"], run_id) and count(ti.dag_id, own, NEVER_SCHEDULED, run_id):
+        return "this run collects nothing"
+    if waited_s >= grace_s:
+        raise AirflowFailException(
+            f"{missing_pool_message(name)}. (This run's collections waited {waited_s:.0f} s in 'scheduled' with no "
+            f"collection of these DAGs let through: pool {name!r} is missing or has no slots, or the deployment "
+            f"had no free slot that long; env {POOL_GRACE_ENV} sets the wait, {grace_s:.0f} s.)"
         )
+    return None
+
+
+def watch(name: str, run_id: str, grace_s: float) -> Any:
+    """One poke of a DAG's ``watch_collector_pool`` sensor: a ``PokeReturnValue`` (done, and why)."""
+    from datetime import UTC, datetime
+
+    from airflow.sdk import PokeReturnValue, get_current_context
+
+    context = get_current_context()
+    ti = context["ti"]
+    now = datetime.now(UTC)
+    waited = (now - (ti.get_first_reschedule_date(context) or now)).total_seconds()
+    reason = pool_evidence(name, ti, run_id, waited_s=waited, grace_s=grace_s)
+    return PokeReturnValue(is_done=reason is not None, xcom_value=reason)
