@@ -3,7 +3,8 @@
 The stack (tests/operations/airflow_stack.py) is a private Airflow with its own metadata
 database; the replayed document covers 2026-09-01..2026-11-27. Each backfill run must
 score its own day's window, exactly as a ``dag.test`` of that day does, and a second
-backfill with ``--reprocess-behavior completed`` must leave the same tables.
+backfill with ``--reprocess-behavior completed`` must leave the same tables. Then, on the
+same stack, a run whose collector pool was deleted fails its pool watch saying how to create it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from tests.e2e.dag_runner import fetch, run_dag, table_dump, write_document
 from tests.operations.airflow_stack import DAG_ID, airflow_stack, create_database, drop_database
 from tools.synthetic import generate_document
-from veeam_efficiency.settings import AnalysisSettings
+from veeam_efficiency.settings import POOL_GRACE_ENV, AnalysisSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.postgres]
 
@@ -36,6 +37,13 @@ def _runs(stack) -> list[tuple]:  # type: ignore[no-untyped-def]
         "WHERE dag_id = %s AND run_type = 'backfill' ORDER BY logical_date",
         DAG_ID,
     )
+
+
+def _state(stack, task_id: str) -> str | None:  # type: ignore[no-untyped-def]
+    rows = stack.query(
+        "SELECT state FROM task_instance WHERE dag_id = %s AND run_id = 'no-pool' AND task_id = %s", DAG_ID, task_id
+    )
+    return rows[0][0] if rows else None
 
 
 def _backfill_done(stack, backfills: int) -> bool:  # type: ignore[no-untyped-def]
@@ -59,7 +67,8 @@ def test_backfill_writes_each_days_scorecards_once(tmp_path: Path, results_db, a
     reference = f"veeam_test_backfill_reference_{uuid.uuid4().hex[:12]}"
     reference_dsn = create_database(reference)
     try:
-        with airflow_stack({"AIRFLOW_CONN_POSTGRES_DEFAULT": results_db, "VEEAM_REPLAY_DIR": str(replay)}) as stack:
+        env = {"AIRFLOW_CONN_POSTGRES_DEFAULT": results_db, "VEEAM_REPLAY_DIR": str(replay), POOL_GRACE_ENV: "10"}
+        with airflow_stack(env) as stack:
             phase("stack started (metadata database migrated)")
             stack.wait_for(
                 "the dag-processor to serialise the DAG",
@@ -112,6 +121,22 @@ def test_backfill_writes_each_days_scorecards_once(tmp_path: Path, results_db, a
                 timeout=240,
             )
             phase("second backfill done")
+
+            # under an executor, a run whose collector pool is missing fails its watch, saying how to create it
+            stack.cli("pools", "delete", "vbr_collectors")
+            stack.cli("dags", "trigger", DAG_ID, "--run-id", "no-pool", "--logical-date", "2026-11-28T00:00:00+00:00")
+            stack.wait_for(
+                "the pool watch to fail", lambda: _state(stack, "watch_collector_pool") == "failed", timeout=120
+            )
+            assert _state(stack, "score_vbr_host.collect") == "scheduled"  # Airflow alone would leave it so
+            watch_log = "".join(
+                path.read_text(errors="replace")
+                for path in (stack.home / "logs").rglob("*.log")
+                if "run_id=no-pool" in str(path) and "task_id=watch_collector_pool" in str(path)
+            )
+            assert "Airflow pool 'vbr_collectors' does not exist" in watch_log, stack.diagnostics()
+            assert 'airflow pools set vbr_collectors 4 "Concurrent collections' in watch_log
+            phase("missing pool reported")
 
         # one scorecard per job and day, each over the 30 days ending with its day
         per_day = fetch(

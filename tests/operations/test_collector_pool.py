@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -60,12 +61,13 @@ def _tries(task_id: str) -> int:
 
 
 class _Instances:
-    """Task instances as the Task SDK's ``get_ti_count`` sees them (the watch's own ``ti``)."""
+    """Task instances as the Task SDK's ``get_ti_count`` sees them (the watch's own ``ti``); ``later`` after a wait."""
 
     dag_id = DAG_ID
 
-    def __init__(self, states: dict[tuple[str, str, str], str]) -> None:
-        self.states = states
+    def __init__(self, states: dict[tuple[str, str, str], str], later: dict[tuple[str, str, str], str] | None = None):
+        self.states, self.later, self.slept = states, later or {}, 0.0
+        self.task = SimpleNamespace(dag=SimpleNamespace(task_ids=[COLLECT, ANALYZE, WATCH_TASK]))
 
     def get_ti_count(self, dag_id: str, task_ids: list[str], run_ids: list[str] | None, states: list[str]) -> int:
         return sum(
@@ -73,25 +75,35 @@ class _Instances:
             for (d, t, r), state in self.states.items()
         )
 
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.states.update(self.later)
 
-COLLECT = "score_vbr_host.collect"
+
+COLLECT, ANALYZE = "score_vbr_host.collect", "score_vbr_host.analyze"
+WAITING = {(DAG_ID, COLLECT, "run-1"): "scheduled", (DAG_ID, WATCH_TASK, "run-2"): "running"}  # another watch
 
 
-def _evidence(states: dict[tuple[str, str, str], str], waited_s: float = 0.0) -> str | None:
+def _evidence(instances: _Instances, waited_s: float) -> str | None:
     return pool_evidence(
-        "vbr_collectors", _Instances(states), "run-1", waited_s=waited_s, grace_s=60, exists=lambda _: None
-    )
+        "vbr_collectors", instances, "run-1", waited_s=waited_s, grace_s=60, exists=lambda _: None,
+        sleep=instances.sleep,
+    )  # fmt: skip
 
 
-def test_the_watch_fails_once_collections_waited_the_grace_with_no_collection_let_through():
-    busy_elsewhere = {
-        (DAG_ID, COLLECT, "run-1"): "scheduled",
-        (DAG_ID, "score_vbr_host.analyze", "run-0"): "running",  # not a pooled task: no sign of the pool
-        ("veeam_vbr_check", "diagnose", "run-9"): "success",  # finished: no sign it exists now
-    }
-    assert _evidence(busy_elsewhere, waited_s=59) is None  # look again later
+def test_the_watch_fails_after_the_grace_when_nothing_of_these_dags_is_queued_or_running():
+    idle = _Instances({**WAITING, ("veeam_vbr_check", "diagnose", "run-9"): "success"})  # finished: no sign now
+    assert _evidence(idle, waited_s=59) is None and idle.slept == 0  # look again later
     with pytest.raises(AirflowFailException, match=r"Airflow pool 'vbr_collectors' does not exist.*waited 60 s"):
-        _evidence(busy_elsewhere, waited_s=60)
+        _evidence(idle, waited_s=60)
+    assert idle.slept == 5  # looked once more after the deployment went idle
+
+
+def test_the_watch_waits_on_while_the_executor_is_busy_or_the_scheduler_catches_up():
+    busy = _Instances({**WAITING, (DAG_ID, ANALYZE, "run-0"): "running"})  # the executor may be full
+    assert _evidence(busy, waited_s=3600) is None and busy.slept == 0
+    catching_up = _Instances(dict(WAITING), later={(DAG_ID, COLLECT, "run-1"): "queued"})
+    assert _evidence(catching_up, waited_s=3600) == "a collection of this run was let through"
 
 
 @pytest.mark.parametrize(
@@ -100,18 +112,18 @@ def test_the_watch_fails_once_collections_waited_the_grace_with_no_collection_le
         ({(DAG_ID, COLLECT, "run-1"): "queued"}, "a collection of this run was let through"),
         ({(DAG_ID, COLLECT, "run-1"): "up_for_retry"}, "a collection of this run was let through"),
         (
-            {(DAG_ID, COLLECT, "run-1"): "scheduled", ("veeam_vbr_check", "diagnose", "run-9"): "running"},
+            {**WAITING, ("veeam_vbr_check", "diagnose", "run-9"): "running"},
             "a collection of another run holds a slot of the pool",
         ),
         ({(DAG_ID, COLLECT, "run-1"): "upstream_failed"}, "this run collects nothing"),
     ],
 )
 def test_the_watch_ends_at_the_first_sign_of_the_pool_even_after_the_grace(states, reason):
-    assert _evidence(states, waited_s=3600) == reason
+    assert _evidence(_Instances(states), waited_s=3600) == reason
 
 
 def test_an_in_process_look_up_is_trusted():
-    instances = _Instances({(DAG_ID, COLLECT, "run-1"): "scheduled"})
+    instances = _Instances(dict(WAITING))
     found = pool_evidence("vbr_collectors", instances, "run-1", waited_s=0, grace_s=1, exists=lambda _: True)
     assert found == "the pool exists"
     with pytest.raises(AirflowFailException, match="does not exist"):

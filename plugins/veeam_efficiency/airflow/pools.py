@@ -8,16 +8,17 @@ warning and the run waits without end (the UI shows a DAG warning, nothing fails
 - A task run by an executor cannot: the Task SDK has no pool routes and blocks the ORM in
   the task process. What it can read is task-instance states (the execution API's
   ``get_ti_count``), so a sensor (``watch_collector_pool``, reschedule mode: it holds no
-  executor slot while it waits) pokes :func:`pool_evidence`: the pool exists once one of
-  the run's collections is let through (queued or later), or while any pooled task of these
-  DAGs is queued or running. When the run's collections have waited ``grace_s`` seconds in
-  'scheduled' with no such sign, the sensor fails saying how to create the pool (it is
-  missing, has no slots, or the deployment had no free slot that long). Creating the pool
-  then lets the waiting collections run.
+  executor slot while it waits) pokes :func:`pool_evidence`. The pool exists once one of the
+  run's collections is let through (queued or later), or while a pooled task of these DAGs
+  is queued or running. Collections also wait in 'scheduled' for a full executor, so the
+  watch fails only when, after ``grace_s`` seconds, nothing of these DAGs is queued or
+  running and still none is a moment later: it says how to create the pool (missing, no
+  slots, or other DAGs fill the deployment). Creating the pool then lets the collections run.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -63,11 +64,13 @@ def pool_evidence(
     *,
     waited_s: float,
     grace_s: float,
+    settle_s: float = 5.0,
     exists: Callable[[str], bool | None] = pool_exists,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> str | None:
     """Why pool ``name`` is known to exist (or there is nothing to watch); None to look again later.
 
-    ``ti`` is the watching task's own instance (its ``dag_id`` and the Task SDK's
+    ``ti`` is the watching task's own instance (``dag_id``, ``task.dag`` and the Task SDK's
     ``get_ti_count``); ``waited_s`` is how long it has been watching. Raises
     ``AirflowFailException`` when the pool is missing, or looks missing after ``grace_s``.
     """
@@ -81,23 +84,34 @@ def pool_evidence(
             raise AirflowFailException(missing_pool_message(name))
         return "the pool exists"
     own = list(POOLED_TASKS[ti.dag_id])
+    working = {dag_id: list(tasks) for dag_id, tasks in POOLED_TASKS.items()}
+    working[ti.dag_id] = [task_id for task_id in ti.task.dag.task_ids if task_id != WATCH_TASK]
 
     def count(dag_id: str, task_ids: list[str], states: list[str], run: str | None = None) -> int:
         return int(ti.get_ti_count(dag_id, task_ids=task_ids, run_ids=[run] if run else None, states=states))
 
-    if count(ti.dag_id, own, LET_THROUGH, run_id):
-        return "a collection of this run was let through"
-    if any(count(dag_id, list(ids), ["queued", "running"]) for dag_id, ids in POOLED_TASKS.items()):
-        return "a collection of another run holds a slot of the pool"
-    if not count(ti.dag_id, own, ["scheduled"], run_id) and count(ti.dag_id, own, NEVER_SCHEDULED, run_id):
-        return "this run collects nothing"
-    if waited_s >= grace_s:
-        raise AirflowFailException(
-            f"{missing_pool_message(name)}. (This run's collections waited {waited_s:.0f} s in 'scheduled' with no "
-            f"collection of these DAGs let through: pool {name!r} is missing or has no slots, or the deployment "
-            f"had no free slot that long; env {POOL_GRACE_ENV} sets the wait, {grace_s:.0f} s.)"
-        )
-    return None
+    def sign() -> str | None:
+        if count(ti.dag_id, own, LET_THROUGH, run_id):
+            return "a collection of this run was let through"
+        if any(count(dag_id, list(ids), ["queued", "running"]) for dag_id, ids in POOLED_TASKS.items()):
+            return "a collection of another run holds a slot of the pool"
+        if not count(ti.dag_id, own, ["scheduled"], run_id) and count(ti.dag_id, own, NEVER_SCHEDULED, run_id):
+            return "this run collects nothing"
+        return None
+
+    def busy() -> bool:  # a full executor also keeps collections 'scheduled'
+        return any(count(dag_id, ids, ["queued", "running"]) for dag_id, ids in working.items())
+
+    if (reason := sign()) or waited_s < grace_s or busy():
+        return reason
+    sleep(settle_s)  # the deployment just went idle: the scheduler may be about to queue them
+    if (reason := sign()) or busy():
+        return reason
+    raise AirflowFailException(
+        f"{missing_pool_message(name)}. (This run's collections waited {waited_s:.0f} s in 'scheduled', and nothing "
+        f"of these DAGs is queued or running: pool {name!r} is missing or has no slots, or other DAGs fill the "
+        f"deployment; env {POOL_GRACE_ENV} sets the wait, {grace_s:.0f} s.)"
+    )
 
 
 def watch(name: str, run_id: str, grace_s: float) -> Any:
