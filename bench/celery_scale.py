@@ -55,7 +55,12 @@ def run_once(replay: Path, workers: int, concurrency: int, timeout_s: float) -> 
     from tests.operations.airflow_stack import airflow_stack
 
     results, results_dsn = new_database("veeam_bench_celery")
-    env = {"AIRFLOW_CONN_POSTGRES_DEFAULT": results_dsn, "VEEAM_REPLAY_DIR": str(replay), "VEEAM_COLLECTOR": "replay"}
+    from bench.xcom_payload import xcom_env
+
+    env = {
+        "AIRFLOW_CONN_POSTGRES_DEFAULT": results_dsn, "VEEAM_REPLAY_DIR": str(replay), "VEEAM_COLLECTOR": "replay",
+        **xcom_env(replay.parent / f"xcom_{workers}_workers"),  # as docker-compose.yaml: XComs in object storage
+    }  # fmt: skip
     try:
         with airflow_stack(env, celery_workers=workers, worker_concurrency=concurrency) as stack:
             stack.wait_for(
@@ -111,7 +116,8 @@ def report(celery: dict[str, Any], nproc: str) -> tuple[list[str], list[str]]:
         f"One run of the DAG over {celery['hosts']} VBR servers of {celery['sessions']:,} sessions "
         f"({celery['jobs']} jobs) each over the {LOOKBACK_DAYS} days before today (a triggered run's interval), "
         "replayed; a fresh private stack per configuration (scheduler, "
-        "dag-processor, api-server, Redis broker, PostgreSQL metadata and results), each worker running "
+        "dag-processor, api-server, Redis broker, PostgreSQL metadata and results, XComs in object storage as "
+        "compose), each worker running "
         f"{runs[0]['concurrency']} tasks at once, prefetch 1. Wall: the run's queued-to-end in the metadata database.",
         "",
         "| workers | run state | task instances | wall | per worker |",

@@ -8,9 +8,10 @@ backend in the stack's PostgreSQL metadata database, prefetch 1) serves both sce
    server's scorecards were written once, and one asset event per server was announced;
 2. meanwhile, a run over one large server, into a results database of its own: while its
    ``load`` transaction is open, the worker running it is SIGKILLed with its whole process
-   group. The scheduler finds the task without heartbeat (timeout shortened to 30 s),
-   retries it on the other worker (retry delay shortened through
-   ``VEEAM_RETRY_DELAY_SECONDS``), and the tables hold each session once. Whatever of the
+   group, and started again (as compose's restart policy would). The scheduler finds the
+   task without heartbeat (timeout shortened to 30 s), retries it on a live worker (retry
+   delay shortened through ``VEEAM_RETRY_DELAY_SECONDS``), and the tables hold each session
+   once. Whatever of the
    first run the killed worker was running is retried too, and must change nothing.
 
 A manually triggered run's data interval is inferred from when it was triggered (the day
@@ -141,12 +142,12 @@ def test_two_celery_workers_share_a_run_and_a_killed_worker_loses_nothing(result
                     time.sleep(0.1)
             stack.kill_worker(victim)
             phase(f"worker {victim} killed during load")
+            stack.start_worker(victim)  # restarted, as compose's restart policy or Kubernetes would
 
             _wait_finished(stack, "large", timeout=240)
             phase("large-server run finished")
             load = next(row for row in _tis(stack, "large") if row[0] == "score_vbr_host.load")
-            survivor = ({"w1", "w2"} - {victim}).pop()
-            assert (load[2], load[4]) == ("success", survivor) and load[3] >= 2, load
+            assert load[2] == "success" and load[4] in {"w1", "w2"} and load[3] >= 2, load  # retried by a live worker
             earlier = stack.query(
                 "SELECT try_number, state, hostname FROM task_instance_history "
                 "WHERE dag_id = %s AND run_id = %s AND task_id = 'score_vbr_host.load' ORDER BY try_number",
