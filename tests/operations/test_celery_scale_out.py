@@ -4,15 +4,14 @@ One private stack (tests/operations/airflow_stack.py: scheduler, dag-processor, 
 two ``airflow celery worker`` processes, Redis broker on a database index of its own, result
 backend in the stack's PostgreSQL metadata database, prefetch 1) serves both scenarios:
 
-1. a run over 20 VBR servers (replay files): task instances ran on both workers, every
-   server's scorecards were written once, and one asset event per server was announced;
-2. meanwhile, a run over one large server, into a results database of its own: while its
-   ``load`` transaction is open, the worker running it is SIGKILLed with its whole process
-   group, and started again (as compose's restart policy would). The scheduler finds the
-   task without heartbeat (timeout shortened to 30 s), retries it on a live worker (retry
-   delay shortened through ``VEEAM_RETRY_DELAY_SECONDS``), and the tables hold each session
-   once. Whatever of the
-   first run the killed worker was running is retried too, and must change nothing.
+1. a run over one large server, into a results database of its own: while its ``load``
+   transaction is open, the worker running it is SIGKILLed with its whole process group, and
+   started again (as compose's restart policy would). The scheduler finds the task without
+   heartbeat (timeout shortened to 30 s), retries it on a live worker (retry delay shortened
+   through ``VEEAM_RETRY_DELAY_SECONDS``), and the tables hold each session once;
+2. meanwhile (triggered once the worker is killed, so the large run reaches its load without
+   competing for slots), a run over 20 VBR servers (replay files): task instances ran on both
+   workers, every server's scorecards were written once, one asset event per server.
 
 A manually triggered run's data interval is inferred from when it was triggered (the day
 before it), not from its logical date: the replay files cover the lookback before today,
@@ -127,7 +126,6 @@ def test_two_celery_workers_share_a_run_and_a_killed_worker_loses_nothing(result
             )
             stack.cli("dags", "unpause", DAG_ID)
             _trigger(stack, "large", RUN_DATE, {"replay_path": "large", "postgres_conn_id": "results_large"})
-            _trigger(stack, "fleet", FLEET_DATE, {"replay_path": "fleet"})
 
             # SIGKILL the worker running the large server's load, mid-transaction
             victim: str | None = None
@@ -143,6 +141,8 @@ def test_two_celery_workers_share_a_run_and_a_killed_worker_loses_nothing(result
             stack.kill_worker(victim)
             phase(f"worker {victim} killed during load")
             stack.start_worker(victim)  # restarted, as compose's restart policy or Kubernetes would
+            # the 20 servers while the scheduler notices the dead task (the large run alone reaches load sooner)
+            _trigger(stack, "fleet", FLEET_DATE, {"replay_path": "fleet"})
 
             _wait_finished(stack, "large", timeout=240)
             phase("large-server run finished")
