@@ -1,15 +1,20 @@
-"""A table in PostgreSQL's binary ``COPY`` format, built with numpy, a column at a time.
+"""A table in PostgreSQL's binary ``COPY`` format, built with numpy, a few pieces per row.
 
 The text format costs a Python string per value on our side and parsing every
-timestamp and float on the server's. Binary needs neither: fixed-width values are
-written as big-endian numpy records, repeated text is encoded once per distinct value,
-and each row is joined from its fields' bytes in C, never assembled in Python.
+timestamp and float on the server's. Binary needs neither. Python's cost is per object,
+so each row is made of three pieces, joined in C (``bytes.join``), never assembled in
+Python: its fixed-width fields as one packed big-endian record (rows sharing a pattern
+of NULLs share a layout), its text fields that are mostly distinct (session ids) one
+piece each, and its repeated text fields (host, job, result, reasons) as one piece per
+distinct combination, encoded once.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import chain
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -60,70 +65,117 @@ def binary_copy(frame: pd.DataFrame, pg_types: dict[str, str], rows: int = 50_00
         values = frame[name].dropna()
         if len(values) and (values.min() < -limit or values.max() >= limit):
             raise NotBinaryCopyable(f"{name}: a value outside the range of {pg_type}")
-    # fixed-width columns without NULLs first: together they are one constant-width block per row
-    dense = [name for name, pg_type in pg_types.items() if pg_type in FIXED and frame[name].notna().all()]
-    order = dense + [name for name in pg_types if name not in dense]
-    return order, _chunks(frame, {name: pg_types[name] for name in order}, len(dense), rows)
+    formats = {name: FIXED[pg_type] for name, pg_type in pg_types.items() if pg_type in FIXED}
+    texts = [name for name in pg_types if name not in formats and pg_types[name] != "jsonb"]
+    repeated = [name for name in texts if _repeated(frame[name], rows)]
+    for name in texts:  # e.g. session ids (GUIDs): fields of one width go into the packed record
+        width = None if name in repeated else _ascii_width(frame[name])
+        if width:
+            formats[name] = f"S{width}"
+    dense = [name for name in formats if frame[name].notna().all()]
+    order = dense + [name for name in formats if name not in dense]
+    order += [name for name in pg_types if name not in formats and name not in repeated] + repeated
+    layout = Layout({name: pg_types[name] for name in order}, formats, len(order) - len(repeated))
+    return order, _chunks(frame, layout, rows)
 
 
-def _chunks(frame: pd.DataFrame, pg_types: dict[str, str], dense: int, rows: int) -> Iterator[bytes]:
+class Layout(NamedTuple):
+    """The columns in data order: the packed ones (``formats``: numpy type of each), other text, then repeated text."""
+
+    pg_types: dict[str, str]
+    formats: dict[str, str]
+    distinct: int
+
+
+def _ascii_width(values: pd.Series) -> int | None:
+    """The width of a text column whose values are all ASCII, of one length and never NULL; else None."""
+    if values.empty or not values.map(lambda value: isinstance(value, str) and value.isascii()).all():
+        return None
+    lengths = values.str.len().to_numpy()
+    width = int(lengths[0])
+    return width if width and (lengths == width).all() else None
+
+
+def _repeated(values: pd.Series, rows: int) -> bool:
+    """Whether a text column repeats its values in a chunk (job ids, names, results): encoded once per distinct value."""
+    chunk = values.iloc[:rows]
+    return chunk.nunique(dropna=False) * 2 < len(chunk)
+
+
+def _chunks(frame: pd.DataFrame, layout: Layout, rows: int) -> Iterator[bytes]:
     yield HEADER
     for start in range(0, len(frame), rows):
-        yield encode_rows(frame.iloc[start : start + rows], pg_types, dense)
+        yield encode_rows(frame.iloc[start : start + rows], layout)
     yield TRAILER
 
 
-def encode_rows(part: pd.DataFrame, pg_types: dict[str, str], dense: int) -> bytes:
-    """Rows of ``part`` (no header or trailer): a field count, then length + bytes per field.
-
-    The first ``dense`` columns of ``pg_types`` are fixed-width and never NULL: they are
-    written as one packed big-endian record per row; every other field becomes one bytes
-    object per row, and each row is joined in C (``bytes.join``), never assembled in Python.
-    """
-    names = list(pg_types)
-    layout = [("count", ">i2")]
-    for name in names[:dense]:
-        layout += [(f"{name}:size", ">i4"), (name, FIXED[pg_types[name]])]
-    block = np.empty(len(part), dtype=np.dtype(layout))
-    block["count"] = len(names)
-    for name in names[:dense]:
-        block[f"{name}:size"] = block.dtype[name].itemsize
-        block[name] = _numbers(part[name], pg_types[name])
-    fields = [block.view(f"V{block.dtype.itemsize}").tolist()]
-    fields += [_fields(part[name], pg_types[name]) for name in names[dense:]]
-    return b"".join(map(b"".join, zip(*fields, strict=True)))
+def encode_rows(part: pd.DataFrame, layout: Layout) -> bytes:
+    """Rows of ``part`` (no header or trailer): a field count, then length + bytes per field."""
+    names = list(layout.pg_types)
+    packed = len(layout.formats)
+    pieces = [_fixed_records(part, names[:packed], layout)]
+    for name in names[packed : layout.distinct]:
+        array = part[name].to_numpy(dtype=object)
+        pieces.append(_text_fields(array, pd.isna(array), jsonb=layout.pg_types[name] == "jsonb"))
+    if layout.distinct < len(names):
+        pieces.append(_repeated_fields(part, names[layout.distinct :]))
+    return b"".join(chain.from_iterable(zip(*pieces, strict=True)))
 
 
 NULL = (-1).to_bytes(4, "big", signed=True)
 
 
-def _fields(values: pd.Series, pg_type: str) -> list[bytes]:
-    """One bytes object per row: the field's length, then its bytes; a NULL is the length -1 alone."""
-    fixed = FIXED.get(pg_type)
-    if fixed is None:
-        array = values.to_numpy(dtype=object)
-        return _text_fields(array, pd.isna(array), jsonb=pg_type == "jsonb")
-    missing = values.isna().to_numpy()
-    record = np.empty(len(values), dtype=[("size", ">i4"), ("value", fixed)])
-    record["size"] = np.dtype(fixed).itemsize
-    record["value"] = _numbers(values, pg_type, missing)
-    encoded = record.view(f"V{record.dtype.itemsize}").tolist()
-    if missing.any():
-        fields = np.array(encoded, dtype=object)
-        fields[missing] = NULL
-        return list(fields)
-    return encoded
+def _fixed_records(part: pd.DataFrame, names: list[str], layout: Layout) -> list[bytes]:
+    """Per row: the field count and every packed field, one record (a NULL is the length -1 alone).
+
+    Rows with the same columns NULL share a record layout: one numpy record array per pattern.
+    """
+    missing = {name: part[name].isna().to_numpy() for name in names}
+    values = {
+        name: part[name].to_numpy(dtype=object).astype(layout.formats[name])
+        if layout.formats[name].startswith("S")
+        else _numbers(part[name], layout.pg_types[name], missing[name])
+        for name in names
+    }
+    nullable = [name for name in names if missing[name].any()]
+    pattern = np.zeros(len(part), dtype=np.int64)
+    for bit, name in enumerate(nullable):
+        pattern |= missing[name].astype(np.int64) << bit
+    records = np.empty(len(part), dtype=object)
+    for code in np.unique(pattern):
+        rows = np.flatnonzero(pattern == code)
+        null = {name for bit, name in enumerate(nullable) if code >> bit & 1}
+        dtype: list[tuple[str, str]] = [("count", ">i2")]
+        for name in names:
+            dtype += [(f"{name}:size", ">i4")] + ([] if name in null else [(name, layout.formats[name])])
+        block = np.empty(len(rows), dtype=np.dtype(dtype))
+        block["count"] = len(layout.pg_types)
+        for name in names:
+            block[f"{name}:size"] = -1 if name in null else block.dtype[name].itemsize
+            if name not in null:
+                block[name] = values[name][rows]
+        records[rows] = block.view(f"V{block.dtype.itemsize}").tolist()
+    return list(records)
+
+
+def _repeated_fields(part: pd.DataFrame, names: list[str]) -> list[bytes]:
+    """Per row: the repeated text fields ``names`` as one piece, encoded once per distinct combination."""
+    combination = np.zeros(len(part), dtype=np.int64)
+    columns = []
+    for name in names:
+        codes, distinct = pd.factorize(part[name].to_numpy(dtype=object))  # a NULL is -1
+        fields = np.array([NULL, *(_text_field(str(text).encode()) for text in distinct)], dtype=object)
+        columns.append((codes + 1, fields))
+        combination = pd.factorize(combination * (len(distinct) + 1) + codes + 1)[0]
+    first = np.unique(combination, return_index=True)[1]  # a row of each combination, in code order
+    joined = list(map(b"".join, zip(*(fields[codes[first]] for codes, fields in columns), strict=True)))
+    return list(np.array(joined, dtype=object)[combination])
 
 
 def _text_fields(values: np.ndarray, missing: np.ndarray, *, jsonb: bool) -> list[bytes]:
     if jsonb:
         encoded = [_text_field(b"\x01" + json.dumps(value).encode()) for value in values[~missing]]  # version 1
     else:
-        sample = values[:: max(1, len(values) // 1000)]
-        if len(set(sample)) * 2 < len(sample):  # repeated text (job ids, names, results): encode each once
-            codes, distinct = pd.factorize(values)
-            fields = np.array([NULL, *(_text_field(str(text).encode()) for text in distinct)], dtype=object)
-            return list(fields[codes + 1])
         payload = list(map(str.encode, map(str, values[~missing])))
         sizes = np.fromiter(map(len, payload), dtype=np.int64, count=len(payload)).astype(">i4")
         encoded = list(map(bytes.__add__, sizes.view("V4").tolist(), payload))
