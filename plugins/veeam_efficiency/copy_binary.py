@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from itertools import chain
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -68,15 +68,15 @@ def binary_copy(frame: pd.DataFrame, pg_types: dict[str, str], rows: int = 50_00
     formats = {name: FIXED[pg_type] for name, pg_type in pg_types.items() if pg_type in FIXED}
     texts = [name for name in pg_types if name not in formats and pg_types[name] != "jsonb"]
     repeated = [name for name in texts if _repeated(frame[name], rows)]
+    encoded = {}
     for name in texts:  # e.g. session ids (GUIDs): fields of one width go into the packed record
-        width = None if name in repeated else _ascii_width(frame[name])
-        if width:
-            formats[name] = f"S{width}"
-    dense = [name for name in formats if frame[name].notna().all()]
+        if name not in repeated and (array := _ascii_width(frame[name])) is not None:
+            formats[name], encoded[name] = f"S{array.dtype.itemsize}", array
+    dense = [name for name in formats if name in encoded or frame[name].notna().all()]
     order = dense + [name for name in formats if name not in dense]
     order += [name for name in pg_types if name not in formats and name not in repeated] + repeated
     layout = Layout({name: pg_types[name] for name in order}, formats, len(order) - len(repeated))
-    return order, _chunks(frame, layout, rows)
+    return order, _chunks(frame, layout, encoded, rows)
 
 
 class Layout(NamedTuple):
@@ -87,13 +87,20 @@ class Layout(NamedTuple):
     distinct: int
 
 
-def _ascii_width(values: pd.Series) -> int | None:
-    """The width of a text column whose values are all ASCII, of one length and never NULL; else None."""
-    if values.empty or not values.map(lambda value: isinstance(value, str) and value.isascii()).all():
+def _ascii_width(values: pd.Series) -> np.ndarray | None:
+    """The values as bytes of one width when all are ASCII, of one length and never NULL; else None."""
+    array = values.to_numpy(dtype=object)
+    try:
+        encoded = array.astype("S")  # numpy refuses non-ASCII text
+    except UnicodeEncodeError:
         return None
-    lengths = values.str.len().to_numpy()
-    width = int(lengths[0])
-    return width if width and (lengths == width).all() else None
+    width = encoded.dtype.itemsize
+    if not len(array) or not width or not (np.char.str_len(encoded) == width).all():
+        return None
+    spelled_like_null = np.isin(encoded, [b"None", b"nan", b"NaT", b"<NA>"])  # how astype spells a NULL
+    if spelled_like_null.any() and pd.isna(array[spelled_like_null]).any():
+        return None
+    return encoded
 
 
 def _repeated(values: pd.Series, rows: int) -> bool:
@@ -102,39 +109,46 @@ def _repeated(values: pd.Series, rows: int) -> bool:
     return chunk.nunique(dropna=False) * 2 < len(chunk)
 
 
-def _chunks(frame: pd.DataFrame, layout: Layout, rows: int) -> Iterator[bytes]:
+def _chunks(frame: pd.DataFrame, layout: Layout, encoded: dict[str, np.ndarray], rows: int) -> Iterator[bytes]:
     yield HEADER
+    names = list(layout.pg_types)
+    repeated = _repeated_fields(frame, names[layout.distinct :]) if layout.distinct < len(names) else None
     for start in range(0, len(frame), rows):
-        yield encode_rows(frame.iloc[start : start + rows], layout)
+        window = slice(start, start + rows)
+        texts = {name: array[window] for name, array in encoded.items()}
+        yield encode_rows(frame.iloc[window], layout, texts, None if repeated is None else repeated[window])
     yield TRAILER
 
 
-def encode_rows(part: pd.DataFrame, layout: Layout) -> bytes:
-    """Rows of ``part`` (no header or trailer): a field count, then length + bytes per field."""
+def encode_rows(part: pd.DataFrame, layout: Layout, texts: dict[str, np.ndarray], repeated: np.ndarray | None) -> bytes:
+    """Rows of ``part`` (no header or trailer): a field count, then length + bytes per field.
+
+    ``texts`` holds the rows' text of one width, already bytes; ``repeated`` their repeated
+    text fields, one piece per row (``_repeated_fields``).
+    """
     names = list(layout.pg_types)
     packed = len(layout.formats)
-    pieces = [_fixed_records(part, names[:packed], layout)]
+    pieces: list[Any] = [_fixed_records(part, names[:packed], layout, texts)]
     for name in names[packed : layout.distinct]:
         array = part[name].to_numpy(dtype=object)
         pieces.append(_text_fields(array, pd.isna(array), jsonb=layout.pg_types[name] == "jsonb"))
-    if layout.distinct < len(names):
-        pieces.append(_repeated_fields(part, names[layout.distinct :]))
+    if repeated is not None:
+        pieces.append(repeated)
     return b"".join(chain.from_iterable(zip(*pieces, strict=True)))
 
 
 NULL = (-1).to_bytes(4, "big", signed=True)
 
 
-def _fixed_records(part: pd.DataFrame, names: list[str], layout: Layout) -> list[bytes]:
+def _fixed_records(part: pd.DataFrame, names: list[str], layout: Layout, texts: dict[str, np.ndarray]) -> list[bytes]:
     """Per row: the field count and every packed field, one record (a NULL is the length -1 alone).
 
     Rows with the same columns NULL share a record layout: one numpy record array per pattern.
     """
-    missing = {name: part[name].isna().to_numpy() for name in names}
+    # text of one width is never NULL (_ascii_width)
+    missing = {name: np.zeros(len(part), bool) if name in texts else part[name].isna().to_numpy() for name in names}
     values = {
-        name: part[name].to_numpy(dtype=object).astype(layout.formats[name])
-        if layout.formats[name].startswith("S")
-        else _numbers(part[name], layout.pg_types[name], missing[name])
+        name: texts[name] if name in texts else _numbers(part[name], layout.pg_types[name], missing[name])
         for name in names
     }
     nullable = [name for name in names if missing[name].any()]
@@ -158,8 +172,8 @@ def _fixed_records(part: pd.DataFrame, names: list[str], layout: Layout) -> list
     return list(records)
 
 
-def _repeated_fields(part: pd.DataFrame, names: list[str]) -> list[bytes]:
-    """Per row: the repeated text fields ``names`` as one piece, encoded once per distinct combination."""
+def _repeated_fields(part: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Per row: the repeated text fields ``names`` as one piece, encoded once per distinct combination (whole frame)."""
     combination = np.zeros(len(part), dtype=np.int64)
     columns = []
     for name in names:
@@ -169,7 +183,7 @@ def _repeated_fields(part: pd.DataFrame, names: list[str]) -> list[bytes]:
         combination = pd.factorize(combination * (len(distinct) + 1) + codes + 1)[0]
     first = np.unique(combination, return_index=True)[1]  # a row of each combination, in code order
     joined = list(map(b"".join, zip(*(fields[codes[first]] for codes, fields in columns), strict=True)))
-    return list(np.array(joined, dtype=object)[combination])
+    return np.array(joined, dtype=object)[combination]
 
 
 def _text_fields(values: np.ndarray, missing: np.ndarray, *, jsonb: bool) -> list[bytes]:
