@@ -88,7 +88,7 @@ def test_check_dag_runs_the_script_in_diagnose_mode_and_logs_the_report(fake_pws
     captured = capsys.readouterr()
     with create_session() as session:
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
-    assert states == {"list_vbr_hosts": "success", "diagnose": "success"}, states
+    assert states == {"list_vbr_hosts": "success", "diagnose": "success", "watch_collector_pool": "success"}, states
     recorded = pwsh.recorded()
     assert recorded["switches"] == ["-Diagnose"]
     window = [datetime.fromisoformat(value.replace("Z", "+00:00")) for value in recorded["window"]]

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.documents import document, session
 from veeam_efficiency import columnar
@@ -151,3 +153,103 @@ def test_invalid_utf8_bytes_are_replaced_as_parse_document_does() -> None:
     raw = json.dumps(_document(_sessions(8))).encode().replace(b"SQL Daily", b"SQL\xffDaily")
     columns = parse_document_columns(raw)["sessions"]
     assert columns["job_name"][0] == parse_document(raw)["sessions"][0]["job_name"] == "SQL\ufffdDaily"
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast path (msgspec) reads what parse_document reads, and leaves to it what it cannot vouch for
+# ---------------------------------------------------------------------------------------------
+
+
+def _same_as_parse_document(text: str) -> None:
+    """Both parsers return the same sessions, or raise the same ContractError."""
+    try:
+        records = parse_document(text)
+    except ContractError as expected:
+        with pytest.raises(ContractError) as got:
+            parse_document_columns(text)
+        assert str(got.value) == str(expected)
+        return
+    columns = parse_document_columns(text)
+    pd.testing.assert_frame_equal(sessions_frame(columns["sessions"]), sessions_frame(records["sessions"]))
+
+
+@pytest.fixture
+def fast_path_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """parse_document_columns must not fall back to parse_document."""
+
+    def refuse(text: str | bytes) -> None:
+        raise AssertionError("the fast path fell back to parse_document")
+
+    monkeypatch.setattr(columnar, "parse_document", refuse)
+
+
+# what collectors write: the PowerShell script (milliseconds, Z), .NET "o" (7 digits), offsets
+WRITTEN_TIMES = [
+    "2026-11-26T02:00:00.123Z",
+    "2026-11-26T02:00:00.1234567Z",
+    "2026-11-26T02:00:00.9999999Z",
+    "2026-11-26T03:00:00.5+01:00",
+    "2026-11-25T21:15:00-04:45",
+    "1960-01-01T00:00:00.1234567Z",
+]
+
+
+@pytest.mark.usefixtures("fast_path_only")
+def test_what_collectors_write_takes_the_fast_path_and_reads_as_parse_document_does(chunk: int) -> None:
+    sessions = [
+        _session(n, creation_time=created, end_time=WRITTEN_TIMES[-1 - n]) for n, created in enumerate(WRITTEN_TIMES)
+    ]
+    sessions[0]["job_name"] = "東京 SQL ログ" * 1_000 + "ロ"  # exactly 10,000 characters
+    sessions[1]["object_name"] = "srv-東京-01"
+    sessions[2]["data_size_bytes"] = 2**63 - 1
+    sessions[3] |= {"dedup_ratio_raw": 0, "compress_ratio_raw": 2**31 - 1}
+    sessions[5]["object_name"] = None
+    assert "object_name" not in sessions[4]  # as a version 1 session
+    text = json.dumps(_document(sessions), ensure_ascii=False)
+    columns = parse_document_columns(text)["sessions"]
+    records = parse_document(text)["sessions"]  # the contract's own name: not patched
+    pd.testing.assert_frame_equal(sessions_frame(columns), sessions_frame(records))
+    assert str(columns["creation_time"][1]) == "2026-11-26T02:00:00.123456"  # truncated, as pydantic does
+    assert columns["object_name"][4] is None
+
+
+DOUBTS = {
+    "pandas reads a naive time": ("creation_time", "2026-11-26T02:00:00"),
+    "pandas reads the basic format": ("creation_time", "20261126T020000Z"),
+    "pandas reads a dangling point": ("end_time", "2026-11-26T02:00:00.Z"),
+    "pandas reads an hour-only offset": ("creation_time", "2026-11-26T02:00:00+02"),
+    "pydantic reads a lower-case t and z": ("creation_time", "2026-11-26t02:00:00z"),
+    "pydantic reads an underscore": ("creation_time", "2026-11-26_02:00:00Z"),
+    "before the year 1 in UTC": ("creation_time", "0001-01-01T00:30:00+01:00"),
+    "after the year 9999 in UTC": ("end_time", "9999-12-31T23:30:00-01:00"),
+    "NUL": ("job_name", "SQL\u0000Daily"),
+    "roll-up id": ("job_id", "*"),
+    "11 characters too many": ("job_name", "x" * 10_011),
+}
+
+
+@pytest.mark.parametrize(("field", "value"), DOUBTS.values(), ids=DOUBTS.keys())
+def test_what_the_fast_path_cannot_vouch_for_is_read_by_parse_document(chunk: int, field: str, value: str) -> None:
+    _same_as_parse_document(_broken(field, value))
+
+
+_DIGITS = st.text("0123456789", min_size=1, max_size=4)
+TIME_TEXTS = st.builds(
+    "{}-{}-{}{}{}:{}{}{}{}".format,
+    st.sampled_from(["2026", "0001", "9999", "1960", "0000", "12026"]) | _DIGITS,
+    st.sampled_from(["01", "02", "12", "13", "00", "1"]),
+    st.sampled_from(["01", "28", "29", "30", "31", "32"]),
+    st.sampled_from(["T", "t", " ", "_", ""]),
+    st.sampled_from(["00", "23", "24"]),
+    st.sampled_from(["00", "59", "60"]),
+    st.sampled_from(["", ":00", ":59", ":60"]),
+    st.sampled_from(["", ".", ".5", ".123", ".1234567", ".9999999", ".123456789012", ",5"]),
+    st.sampled_from(["", "Z", "z", "+00:00", "-00:00", "+02", "+0200", "+14:00", "+23:59", "+24:00", "-12:30", " Z"]),
+)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(creation=TIME_TEXTS, end=st.none() | TIME_TEXTS)
+def test_any_time_text_reads_as_parse_document_reads_it(creation: str, end: str | None) -> None:
+    sessions = [_session(1, creation_time=creation, end_time=end), _session(2)]
+    _same_as_parse_document(json.dumps(_document(sessions)))
