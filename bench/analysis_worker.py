@@ -91,6 +91,7 @@ def main() -> None:
     imports_s = time.perf_counter() - start
     rss_start = rss_kib()
     text = args.doc.read_text(encoding="utf-8-sig")
+    text_kib, text_ascii = rss_kib() - rss_start, text.isascii()
     start = time.perf_counter()
     document = parse_document_columns(text)
     parse_s = time.perf_counter() - start
@@ -117,6 +118,8 @@ def main() -> None:
         "stages": stages,
         "rss_start_kib": rss_start,
         "peak_through_parse_kib": peak_through_parse,
+        "text_kib": text_kib,
+        "text_ascii": text_ascii,
         "rss_before_kib": rss_before,
         "analysis_peak_kib": analysis_peak,
         "process_peak_kib": max(peak_through_parse, analysis_peak),

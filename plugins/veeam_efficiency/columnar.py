@@ -109,17 +109,27 @@ def parse_document_columns(text: str | bytes) -> CollectorDocument:
         Exactly as ``parse_document`` does, with the same message.
     """
     try:
-        # from a str, a bytes copy that is freed on return: letting msgspec encode it would
-        # keep a UTF-8 copy attached to the caller's string for as long as the caller holds it
-        data = text.removeprefix("\ufeff").encode() if isinstance(text, str) else text.removeprefix(b"\xef\xbb\xbf")
         with _no_gc():
-            document = _columns(data)
+            document = _columns(_utf8(text))
     except (msgspec.MsgspecError, ValidationError, UnicodeError, _Doubt):
         document = None
     if document is None:
         return _from_records(parse_document(text))  # raises the same ContractError, or agrees
     check_document(document)
     return document
+
+
+def _utf8(text: str | bytes) -> str | bytes | memoryview:
+    """The document as msgspec reads it, copied only where it must be. An ASCII ``str`` is
+    read in place (its characters are its UTF-8 bytes). Another ``str`` is encoded into a copy
+    freed on return: letting msgspec encode it would keep that copy attached to the caller's
+    string for as long as the caller holds it. A BOM is stepped over, not cut off (a cut is a
+    copy of the whole document)."""
+    if isinstance(text, str):
+        if text.isascii():
+            return text
+        text = text.encode()
+    return memoryview(text)[3:] if text.startswith(b"\xef\xbb\xbf") else text
 
 
 @contextmanager
@@ -135,7 +145,7 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _columns(data: bytes) -> CollectorDocument:
+def _columns(data: str | bytes | memoryview) -> CollectorDocument:
     top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
     if "sessions" not in top:
         raise _Doubt

@@ -209,6 +209,10 @@ def test_what_collectors_write_takes_the_fast_path_and_reads_as_parse_document_d
     columns = parse_document_columns(text)["sessions"]
     records = parse_document(text)["sessions"]  # the contract's own name: not patched
     pd.testing.assert_frame_equal(sessions_frame(columns), sessions_frame(records))
+    ascii_text = json.dumps(_document(sessions))  # read in place, not copied
+    for same in (ascii_text, "\ufeff" + text, ("\ufeff" + text).encode(), text.encode()):
+        again = parse_document_columns(same)["sessions"]
+        pd.testing.assert_frame_equal(sessions_frame(again), sessions_frame(records))
     assert str(columns["creation_time"][1]) == "2026-11-26T02:00:00.123456"  # truncated, as pydantic does
     assert columns["object_name"][4] is None
 
@@ -253,3 +257,11 @@ TIME_TEXTS = st.builds(
 def test_any_time_text_reads_as_parse_document_reads_it(creation: str, end: str | None) -> None:
     sessions = [_session(1, creation_time=creation, end_time=end), _session(2)]
     _same_as_parse_document(json.dumps(_document(sessions)))
+
+
+@pytest.mark.parametrize("last", ['"Failed"', "5"], ids=["valid", "invalid"])
+def test_a_repeated_key_reads_as_parse_document_reads_it(last: str) -> None:
+    text = json.dumps(_document(_sessions(8)))
+    repeated = text.replace('"result": "Success"', f'"result": "Success", "result": {last}', 1)
+    assert repeated != text
+    _same_as_parse_document(repeated)
