@@ -88,6 +88,8 @@ _SESSION = msgspec.defstruct(
     ],
     gc=False,
 )
+# msgspec hands every value of a Literal field as the one object of the Literal: no need to share them
+_LITERALS = frozenset(column.name for column in SESSION_RECORD.columns if column.values)  # noqa: PD011
 _FIELD_GETTERS = {name: attrgetter(name) for name in SESSION_FIELDS}
 _REQUIRED = tuple(column.name for column in SESSION_RECORD.columns if not column.optional)
 _REQUIRED_VALUES = itemgetter(*_REQUIRED)
@@ -153,7 +155,7 @@ def _columns(data: str | bytes | memoryview) -> CollectorDocument:
     header = b",".join(msgspec.json.encode(key) + b":" + bytes(raw) for key, raw in top.items())
     document = DOCUMENT_ADAPTER.validate_json(b"{" + header + (b"," if header else b"") + b'"sessions":[]}')
     del top, data
-    builder = _ColumnBuilder()
+    builder = _ColumnBuilder(shared=_LITERALS)
     for chunk in _chunks(sessions):
         if b"\\u0000" in chunk:
             raise _Doubt
@@ -217,9 +219,11 @@ def _from_records(document: CollectorDocument) -> CollectorDocument:
 class _ColumnBuilder:
     """A chunk's values per field in, one typed array per field out."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: frozenset[str] = frozenset()) -> None:
+        """``shared``: text fields whose values arrive as shared objects already."""
         self._parts: dict[str, list[np.ndarray]] = {name: [] for name in SESSION_FIELDS}
         self._distinct: dict[str, dict[str, str]] = {name: {} for name in REPEATED_TEXT}
+        self._repeated = REPEATED_TEXT - shared
 
     def add(self, columns: dict[str, Sequence[Any]], times: Callable[[Sequence[Any]], np.ndarray]) -> None:
         for name, values in columns.items():
@@ -231,7 +235,7 @@ class _ColumnBuilder:
             return np.array(values, dtype=DTYPES[kind])
         column = np.empty(len(values), dtype=object)
         column[:] = values
-        if name not in REPEATED_TEXT:
+        if name not in self._repeated:
             return column
         # one object per distinct value, across chunks, found by hashing in C; code -1 (null)
         # takes the None at the end

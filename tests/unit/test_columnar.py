@@ -94,6 +94,8 @@ def test_repeated_text_is_stored_once() -> None:
     same_job = [name for name, job in zip(columns["job_name"], columns["job_id"], strict=True) if job == "job-1"]
     assert len(same_job) == 10
     assert len({id(name) for name in same_job}) == 1
+    for allowed_values in ("algorithm", "result"):  # msgspec shares these itself
+        assert len({id(value) for value in columns[allowed_values]}) == len(set(columns[allowed_values])) == 2
 
 
 def test_window_sessions_is_the_same_from_columns(chunk: int) -> None:
