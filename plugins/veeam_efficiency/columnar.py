@@ -36,11 +36,13 @@ from pydantic import AwareDatetime, ConfigDict, TypeAdapter, ValidationError
 from veeam_efficiency.contract import (
     DOCUMENT_ADAPTER,
     HOST_ROLLUP_JOB_ID,
+    OPTIONAL_SESSION_FIELDS,
     PG_INT_MAX,
     SESSION_FIELDS,
     CollectorDocument,
     check_document,
     parse_document,
+    text_length,
 )
 from veeam_efficiency.tables import SESSION_RECORD, Column
 
@@ -63,10 +65,9 @@ def _fast_type(column: Column) -> Any:
     but for times (text here, see the module docstring) and NUL (checked per chunk)."""
     if column.values:  # noqa: PD011 - the registry's allowed values, not pandas
         value: Any = Literal[column.values]  # noqa: PD011
-    elif column.identifier:
-        value = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     elif column.kind == "text":
-        value = Annotated[str, msgspec.Meta(max_length=column.max_length or 10_000)]
+        shortest, longest = text_length(column)
+        value = Annotated[str, msgspec.Meta(min_length=shortest, max_length=longest)]
     elif column.kind == "int":
         value = Annotated[int, msgspec.Meta(ge=0, le=PG_INT_MAX[column.pg_type])]
     elif column.kind in ("bool", "time"):
@@ -91,11 +92,9 @@ _SESSION = msgspec.defstruct(
 # msgspec hands every value of a Literal field as the one object of the Literal: no need to share them
 _LITERALS = frozenset(column.name for column in SESSION_RECORD.columns if column.values)  # noqa: PD011
 _FIELD_GETTERS = {name: attrgetter(name) for name in SESSION_FIELDS}
-_REQUIRED = tuple(column.name for column in SESSION_RECORD.columns if not column.optional)
+_REQUIRED = tuple(name for name in SESSION_FIELDS if name not in OPTIONAL_SESSION_FIELDS)
 _REQUIRED_VALUES = itemgetter(*_REQUIRED)
-_OPTIONAL_VALUES = {
-    column.name: methodcaller("get", column.name) for column in SESSION_RECORD.columns if column.optional
-}
+_OPTIONAL_VALUES = {name: methodcaller("get", name) for name in OPTIONAL_SESSION_FIELDS}  # absent (v1): None
 _SESSIONS_DECODER = msgspec.json.Decoder(list[_SESSION])  # type: ignore[valid-type]
 
 
@@ -190,19 +189,18 @@ def _times(values: Sequence[str | None]) -> np.ndarray:
     """Time text the contract accepts (pydantic's parser says which) as UTC ``datetime64[us]``."""
     _TIMES.validate_json(msgspec.json.encode(values))
     try:
-        parsed = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+        times = _utc_times(values, format="ISO8601")
     except (ValueError, OverflowError):
         raise _Doubt from None  # pydantic's reading, which pandas does not share
-    times = parsed.dt.tz_localize(None).to_numpy("datetime64[us]")
     present = times[~np.isnat(times)]
     if present.size and (present.min() < _UTC_RANGE[0] or present.max() > _UTC_RANGE[1]):
         raise _Doubt  # outside the years 1-9999 once in UTC: the contract says why
     return times
 
 
-def _utc_times(values: Sequence[Any]) -> np.ndarray:
-    """Validated times (aware datetimes, None) as UTC ``datetime64[us]``."""
-    times = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+def _utc_times(values: Sequence[Any], format: str | None = None) -> np.ndarray:
+    """Aware datetimes, or time text in ``format``, and None, as UTC ``datetime64[us]`` (NaT)."""
+    times = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format=format)
     return times.dt.tz_localize(None).to_numpy("datetime64[us]")
 
 

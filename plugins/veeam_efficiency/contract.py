@@ -53,8 +53,17 @@ def _not_rollup_id(value: str) -> str:
     return value
 
 
-Text = Annotated[str, Field(max_length=10_000, pattern=_NO_NUL)]
-Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=_NO_NUL)]
+TEXT_MAX_LENGTH = 10_000  # characters of a text field, unless its column says otherwise
+IDENTIFIER_LENGTH = (1, 200)  # characters of an opaque key (job_id, session_id)
+Text = Annotated[str, Field(max_length=TEXT_MAX_LENGTH, pattern=_NO_NUL)]
+Identifier = Annotated[str, Field(min_length=IDENTIFIER_LENGTH[0], max_length=IDENTIFIER_LENGTH[1], pattern=_NO_NUL)]
+
+
+def text_length(column: Column) -> tuple[int, int]:
+    """The fewest and most characters the contract allows in text ``column`` (both parsers read it)."""
+    return IDENTIFIER_LENGTH if column.identifier else (0, column.max_length or TEXT_MAX_LENGTH)
+
+
 JobId = Annotated[Identifier, AfterValidator(_not_rollup_id)]
 
 
