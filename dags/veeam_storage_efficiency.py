@@ -43,6 +43,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_conte
 from veeam_efficiency.airflow.assets import OUTLETS
 from veeam_efficiency.airflow.errors import fail_or_retry
 from veeam_efficiency.airflow.notifiers import TaskFailureAlert, run_deadline
+from veeam_efficiency.airflow.pools import watch_sensor_args
 from veeam_efficiency.collectors.errors import CollectorConfigError
 from veeam_efficiency.settings import (
     AlertSettings,
@@ -62,7 +63,6 @@ PARAMS = {**param_specs(CollectionSettings), **param_specs(AnalysisSettings), **
 LARGE_RESULT: dict[str, Any] = {"multiple_outputs": False, "show_return_value_in_logs": False}
 COLLECTOR_POOL = collector_pool()
 POOL_GRACE_S = pool_grace_seconds()  # how long collections may wait with no sign of the pool
-POOL_POKE_S = min(30.0, POOL_GRACE_S / 4)
 
 
 def _settings(params: dict[str, Any] | None = None) -> tuple[CollectionSettings, AnalysisSettings]:
@@ -117,7 +117,7 @@ def veeam_storage_efficiency() -> None:
             with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
                 ensure_schema(conn)
 
-    @task.sensor(mode="reschedule", poke_interval=POOL_POKE_S, timeout=2 * POOL_GRACE_S, retries=0)
+    @task.sensor(**watch_sensor_args(POOL_GRACE_S))
     def watch_collector_pool(run_id: str | None = None) -> Any:
         """Fail loudly when the collector pool is missing (Airflow would leave every collect 'scheduled' forever)."""
         from veeam_efficiency.airflow.pools import watch

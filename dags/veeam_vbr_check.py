@@ -20,6 +20,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from veeam_efficiency.airflow.errors import fail_or_retry
+from veeam_efficiency.airflow.pools import watch_sensor_args
 from veeam_efficiency.settings import CollectionSettings, collector_pool, param_specs, pool_grace_seconds
 
 PARAMS = {
@@ -29,7 +30,6 @@ PARAMS = {
 }  # fmt: skip
 COLLECTOR_POOL = collector_pool()
 POOL_GRACE_S = pool_grace_seconds()  # how long collections may wait with no sign of the pool
-POOL_POKE_S = min(30.0, POOL_GRACE_S / 4)  # shared with veeam_storage_efficiency: it caps collections from VBR servers
 
 
 def _collection(params: dict[str, Any] | None) -> CollectionSettings:
@@ -87,7 +87,7 @@ def veeam_vbr_check() -> None:
             raise AirflowFailException(f"{name}: {len(report.problems)} problem(s): " + "; ".join(report.problems))
         return {"vbr_host": name, "gaps": report.gaps}
 
-    @task.sensor(mode="reschedule", poke_interval=POOL_POKE_S, timeout=2 * POOL_GRACE_S, retries=0)
+    @task.sensor(**watch_sensor_args(POOL_GRACE_S))
     def watch_collector_pool(run_id: str | None = None) -> Any:
         """Fail loudly when the collector pool is missing (Airflow would leave every diagnose 'scheduled' forever)."""
         from veeam_efficiency.airflow.pools import watch

@@ -129,13 +129,22 @@ def test_backfill_writes_each_days_scorecards_once(tmp_path: Path, results_db, a
                 "the pool watch to fail", lambda: _state(stack, "watch_collector_pool") == "failed", timeout=120
             )
             assert _state(stack, "score_vbr_host.collect") == "scheduled"  # Airflow alone would leave it so
-            watch_log = "".join(
-                path.read_text(errors="replace")
-                for path in (stack.home / "logs").rglob("*.log")
-                if "run_id=no-pool" in str(path) and "task_id=watch_collector_pool" in str(path)
+
+            def watch_log() -> str:
+                return "".join(
+                    path.read_text(errors="replace")
+                    for path in (stack.home / "logs").rglob("*.log")
+                    if "run_id=no-pool" in str(path) and "task_id=watch_collector_pool" in str(path)
+                )
+
+            # the failed state and the task's last log lines travel apart: wait for the lines, then read them
+            stack.wait_for(
+                "the watch's failure in its log",
+                lambda: "Airflow pool 'vbr_collectors' does not exist" in watch_log(),
+                timeout=30,
             )
-            assert "Airflow pool 'vbr_collectors' does not exist" in watch_log, stack.diagnostics()
-            assert "airflow pools set vbr_collectors 4" in watch_log
+            assert "Airflow pool 'vbr_collectors' does not exist" in watch_log(), stack.diagnostics()
+            assert "airflow pools set vbr_collectors 4" in watch_log()
             phase("missing pool reported")
 
         # one scorecard per job and day, each over the 30 days ending with its day

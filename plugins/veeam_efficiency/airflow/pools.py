@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 # a collection in one of these states got past the pool (or finished): the pool exists
@@ -31,6 +32,25 @@ POOLED_TASKS: dict[str, tuple[str, ...]] = {
     "veeam_storage_efficiency": ("score_vbr_host.collect",),
     "veeam_vbr_check": ("diagnose",),
 }
+
+
+def watch_sensor_args(grace_s: float) -> dict[str, Any]:
+    """The ``@task.sensor`` arguments of ``watch_collector_pool``, the same in both DAGs.
+
+    Retries are for the scheduler's race with reschedule-mode sensors (apache/airflow#71172,
+    fix open in #71194): the executor's "success" of one poke can arrive after the sensor is
+    back in 'scheduled' for the next, and the scheduler then fails it as killed externally.
+    A missing pool raises ``AirflowFailException``, which no retry repeats.
+    """
+    poke_s = min(30.0, grace_s / 4)
+    return {
+        "mode": "reschedule",
+        "poke_interval": poke_s,
+        "timeout": 2 * grace_s,  # a backstop: the grace is the watch's own
+        "retries": 2,
+        "retry_delay": timedelta(seconds=poke_s),
+        "retry_exponential_backoff": False,
+    }
 
 
 def pool_exists(name: str) -> bool | None:
