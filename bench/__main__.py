@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import celery_scale, dag_parse
+from bench import celery_scale, dag_parse, steady_state
 from bench.common import DAGS, PLUGINS, REPO, SERVER_DSN, drop_database, new_database, run_worker, write_generated
 
 GIB_KIB = 2**20
@@ -33,11 +33,12 @@ ANALYSIS_REPEATS = 4  # more runs of the analysis after the first, in the same p
 LOAD_REPEATS = 2  # more interleaved rounds of write_run / raw binary COPY / insert_rows, fresh databases
 QUICK = {
     "analysis": [(10_000, 100), (100_000, 1_000)], "load": [(10_000, 100)], "e2e": (5_000, 50), "parse_runs": 3,
-    "view": (10_000, 100), "celery": (4, 2_000, 20),
+    "view": (10_000, 100), "celery": (4, 2_000, 20), "steady": (20_000, 200),
 }  # fmt: skip
 VIEW_SIZE = (1_000_000, 10_000)  # history rows of this document measure the view's index cost
 CELERY_SIZE = (100, 10_000, 50)  # VBR servers, sessions and jobs each
-SECTIONS = ("analysis", "load", "parse", "e2e", "view", "celery")
+STEADY_SIZE = (1_000_000, 10_000)
+SECTIONS = ("analysis", "load", "parse", "e2e", "view", "steady", "celery")
 DEFAULT_SECTIONS = SECTIONS[:-1]  # celery (two stacks, about an hour on 2 cores) only when asked: --only celery
 
 
@@ -294,7 +295,7 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
             "table. *no probe* is write_run with its savepoint key probe switched off, so a new day's rows also go "
             "through the temp table and INSERT ... ON CONFLICT (what the probe saves); *probe* is the probe's own "
             "look-up on the full table (what it costs a re-run). *insert_rows* is `PostgresHook.insert_rows(replace=True, "
-            "replace_index=[vbr_host, session_id])`, default commit_every=1000, psycopg 3 executemany; converting "
+            "replace_index=[vbr_host, session_id, creation_time])`, default commit_every=1000, psycopg 3 executemany; converting "
             "the frame to Python tuples is timed apart and not counted. The targets compare write_run with the "
             "raw binary COPY.",
             "",
@@ -424,6 +425,10 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
         lines_view, targets_view = view_report(results["view"])
         lines += lines_view
         targets += targets_view
+    if "steady" in results:
+        lines_steady, targets_steady = steady_state.report(results["steady"])
+        lines += ["## Steady state: the daily run after the previous day is loaded", "", *lines_steady, ""]
+        targets += targets_steady
     if "celery" in results:
         lines_celery, targets_celery = celery_scale.report(results["celery"], env["nproc"])
         lines += lines_celery
@@ -479,6 +484,7 @@ OWN_SECTIONS = (
     "## DAG file import",
     "## End to end",
     "## Storage efficiency view",
+    "## Steady state",
 )
 
 
@@ -530,6 +536,11 @@ def main() -> int:
             results["e2e"] = run_e2e(QUICK["e2e"] if args.quick else E2E_SIZE, docs, home)
         if "view" in only:
             results["view"] = run_view(QUICK["view"] if args.quick else VIEW_SIZE, docs, home)
+        if "steady" in only:
+            try:
+                results["steady"] = steady_state.run(*(QUICK["steady"] if args.quick else STEADY_SIZE), docs, home)
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                results["steady"] = {"error": str(exc)[-3000:]}
         if "celery" in only:
             results["celery"] = celery_scale.measure(*(QUICK["celery"] if args.quick else CELERY_SIZE), docs)
     text = keep_other_sections(report(results, command, started, time.perf_counter() - clock), args.out)

@@ -1,14 +1,17 @@
 """One ``dag.test()`` run of the real DAG in a fresh interpreter: ``python -m bench.e2e_worker``.
 
 The caller sets the Airflow environment (AIRFLOW_HOME, a migrated metadata database,
-DAGS/PLUGINS folders), AIRFLOW_CONN_POSTGRES_DEFAULT (results) and VEEAM_REPLAY_DIR.
+DAGS/PLUGINS folders), AIRFLOW_CONN_POSTGRES_DEFAULT (results) and VEEAM_REPLAY_DIR; optionally
+BENCH_LOGICAL_DATE (default WINDOW_END) and BENCH_RUN_CONF (JSON; default the bench's lookback).
 Prints the run's state, wall time and each task instance's state, start, end and duration.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from datetime import datetime
 from typing import Any
 
 from bench.common import LOOKBACK_DAYS, WINDOW_END, emit, peak_kib
@@ -26,7 +29,9 @@ def main() -> None:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     dag = bag.dags[DAG_ID]
     start = time.perf_counter()
-    run = dag.test(logical_date=WINDOW_END, run_conf={"lookback_days": LOOKBACK_DAYS})
+    logical_date = datetime.fromisoformat(os.environ.get("BENCH_LOGICAL_DATE") or WINDOW_END.isoformat())
+    conf = json.loads(os.environ.get("BENCH_RUN_CONF") or json.dumps({"lookback_days": LOOKBACK_DAYS}))
+    run = dag.test(logical_date=logical_date, run_conf=conf)
     wall = time.perf_counter() - start
     tasks: list[dict[str, Any]] = []
     with create_session() as session:

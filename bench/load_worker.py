@@ -40,7 +40,11 @@ def history_rows(doc: Path) -> tuple[Any, str, date]:
 
 
 def fresh_schema() -> tuple[str, str]:
-    """A new database with the project's schema; (name, DSN)."""
+    """A new database with the project's schema and the history's partitions of the bench window; (name, DSN).
+
+    Every method then writes into the same monthly partitions (write_run would make them itself;
+    a raw COPY or insert_rows could not).
+    """
     import psycopg
 
     from veeam_efficiency.storage import ensure_schema
@@ -48,6 +52,8 @@ def fresh_schema() -> tuple[str, str]:
     name, dsn = new_database()
     with psycopg.connect(dsn) as conn:
         ensure_schema(conn)
+        conn.execute("SELECT feature3.ensure_history_partitions(%s, %s)", (WINDOW_START, WINDOW_END))
+        conn.commit()
     return name, dsn
 
 
@@ -191,7 +197,7 @@ def main() -> None:
         tuples = python_rows(history.iloc[:sample], target)
         prep_s = time.perf_counter() - start
         start = time.perf_counter()
-        hook.insert_rows(TABLE, tuples, target_fields=target, replace=True, replace_index=["vbr_host", "session_id"])
+        hook.insert_rows(TABLE, tuples, target_fields=target, replace=True, replace_index=list(HISTORY_TABLE.key))
         sample_s = time.perf_counter() - start
         estimate = sample_s * rows / sample
         if sample < rows and estimate <= args.insert_rows_budget:
@@ -199,9 +205,7 @@ def main() -> None:
             tuples = python_rows(history.iloc[sample:], target)
             prep_s += time.perf_counter() - start
             start = time.perf_counter()
-            hook.insert_rows(
-                TABLE, tuples, target_fields=target, replace=True, replace_index=["vbr_host", "session_id"]
-            )
+            hook.insert_rows(TABLE, tuples, target_fields=target, replace=True, replace_index=list(HISTORY_TABLE.key))
             sample_s += time.perf_counter() - start
             sample = rows
         del tuples

@@ -35,6 +35,7 @@ finished that long after it was queued raises a Deadline Alert. After the hosts,
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,7 @@ from veeam_efficiency.settings import (
 )
 
 GROUP = "score_vbr_host"
+log = logging.getLogger(__name__)
 PARAMS = {**param_specs(CollectionSettings), **param_specs(AnalysisSettings), **param_specs(AlertSettings)}
 # What collect..optimize return can be 100 MB on a large server: one XCom each (a dict
 # return would also push every key) and never echoed into the task log.
@@ -104,18 +106,22 @@ def _window(params: dict[str, Any] | None = None, data_interval_end: datetime | 
 )
 def veeam_storage_efficiency() -> None:
     @task
-    def ensure_results_schema(params: dict[str, Any] | None = None) -> None:
-        """Check the collector pool exists, then create the `feature3` schema and tables if missing (idempotent)."""
+    def ensure_results_schema(params: dict[str, Any] | None = None, data_interval_end: datetime | None = None) -> None:
+        """Check the collector pool exists, create the `feature3` schema and tables if missing (idempotent),
+        and drop the history's months older than `history_retention_days`."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         from veeam_efficiency.airflow.pools import require_pool
-        from veeam_efficiency.storage import ensure_schema
+        from veeam_efficiency.storage import drop_history_before, ensure_schema
 
         require_pool(COLLECTOR_POOL)  # else every collect would stay 'scheduled' forever
         with fail_or_retry():
             collection, _ = _settings(params)
+            horizon = _window(params, data_interval_end).end - timedelta(days=collection.history_retention_days)
             with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
                 ensure_schema(conn)
+                if dropped := drop_history_before(conn, horizon):
+                    log.info("dropped %d month(s) of session history that ended by %s", dropped, horizon)
 
     @task.sensor(**watch_sensor_args(POOL_GRACE_S))
     def watch_collector_pool(run_id: str | None = None) -> Any:
@@ -136,26 +142,26 @@ def veeam_storage_efficiency() -> None:
     @task(map_index_template="{{ vbr_host }}", pool=COLLECTOR_POOL, **LARGE_RESULT)
     def collect(
         target: dict[str, str], params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
-    ) -> str:
-        """Run the collector for one VBR server over the run's window (one collection per server at a time)."""
-        from veeam_efficiency.airflow.collect import collect_document, one_collection_at_a_time
+    ) -> dict[str, Any]:
+        """Ask one VBR server for what the history lacks of the run's window (`collection_mode`), one collection per server at a time."""
+        from veeam_efficiency.airflow.collect import collect_window, one_collection_at_a_time
 
         get_current_context()["vbr_host"] = target["vbr_host"] or "connection host"  # type: ignore[typeddict-unknown-key]
         with fail_or_retry():
             collection, _ = _settings(params)
-            with one_collection_at_a_time(target, collection):
-                return collect_document(target, collection, _window(params, data_interval_end))
+            with one_collection_at_a_time(target, collection) as conn:
+                return collect_window(target, collection, _window(params, data_interval_end), conn)
 
     @task(retries=0, **LARGE_RESULT)
     def validate(
-        raw_document: str, params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
+        collected: dict[str, Any], params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> dict[str, Any]:
         """Check the collector contract and keep the window's sessions, each with why it can't be scored."""
         from veeam_efficiency import pipeline
 
         with fail_or_retry():
             _, settings = _settings(params)
-            return pipeline.validate(raw_document, _window(params, data_interval_end), settings)
+            return pipeline.validate(collected, _window(params, data_interval_end), settings)
 
     @task(retries=0)
     def sufficient(validated: dict[str, Any]) -> None:

@@ -23,8 +23,10 @@ from veeam_efficiency.airflow.errors import fail_or_retry
 from veeam_efficiency.airflow.pools import watch_sensor_args
 from veeam_efficiency.settings import CollectionSettings, collector_pool, param_specs, pool_grace_seconds
 
+# a check asks for its days whatever was collected, and writes nothing
+NOT_FOR_A_CHECK = ("collection_mode", "recheck_days", "history_retention_days")
 PARAMS = {
-    **param_specs(CollectionSettings),
+    **{name: spec for name, spec in param_specs(CollectionSettings).items() if name not in NOT_FOR_A_CHECK},
     "check_days": {"type": "integer", "minimum": 1, "maximum": 30, "default": 1,
                    "description": "Days of sessions, ending now, the check collects."},
 }  # fmt: skip

@@ -128,6 +128,15 @@ def results_db(request: pytest.FixtureRequest) -> Iterator[str]:
     drop_database(name)
 
 
+@pytest.fixture
+def other_results_db(results_db: str) -> Iterator[str]:
+    """A second one, for a test that compares two histories (an incremental and a fresh full run)."""
+    name = f"veeam_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    dsn = create_database(name)
+    yield dsn
+    drop_database(name)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Iterator[dict[str, str]]:
     """A migrated Airflow metadata database (PostgreSQL) for the whole session; the env to use it."""

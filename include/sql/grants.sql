@@ -9,7 +9,9 @@
 -- * loader (LOGIN): the role of the DAG's postgres connection. It may read and write rows
 --   of feature3 (SELECT, INSERT, UPDATE, DELETE: the upserts and the stale-scorecard delete)
 --   and create TEMPORARY tables (the COPY staging), nothing else: no superuser, CREATEDB,
---   CREATEROLE, REPLICATION or BYPASSRLS, no CREATE on the database or any schema.
+--   CREATEROLE, REPLICATION or BYPASSRLS, no CREATE on the database or any schema. The
+--   history's monthly partitions it makes and drops only through two functions that run as
+--   the owner (feature3.ensure_history_partitions, feature3.drop_history_partitions).
 --   Because it does not own feature3, the DAG's first task only checks the tables and
 --   leaves creating and migrating them to this script.
 --
@@ -75,5 +77,14 @@ REVOKE ALL ON ALL TABLES IN SCHEMA feature3 FROM PUBLIC, :"loader";
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA feature3 TO :"loader";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA feature3
     GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO :"loader";
+
+-- the history's monthly partitions: made and dropped only by these two functions, which run as
+-- the owner (SECURITY DEFINER, a fixed search_path); the loader may call them, nobody else
+ALTER FUNCTION feature3.ensure_history_partitions(timestamptz, timestamptz) OWNER TO :"owner";
+ALTER FUNCTION feature3.drop_history_partitions(timestamptz) OWNER TO :"owner";
+REVOKE ALL ON FUNCTION feature3.ensure_history_partitions(timestamptz, timestamptz),
+                       feature3.drop_history_partitions(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION feature3.ensure_history_partitions(timestamptz, timestamptz),
+                          feature3.drop_history_partitions(timestamptz) TO :"loader";
 
 COMMIT;

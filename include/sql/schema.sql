@@ -77,6 +77,27 @@ CREATE TABLE IF NOT EXISTS feature3.unscored_jobs (
 );
 
 -- Every session a run collected, one row per (vbr_host, session_id), scored or not.
+-- A history made before it was partitioned (a plain table) steps aside: renamed with its
+-- indexes, its rows copied into the partitioned table at the end of this file, then dropped.
+DO $unpartitioned$
+DECLARE
+    idx record;
+BEGIN
+    IF (SELECT relkind FROM pg_catalog.pg_class
+         WHERE oid = to_regclass('feature3.storage_efficiency_history')) = 'r' THEN
+        FOR idx IN SELECT indexrelid::regclass AS name, c.relname FROM pg_catalog.pg_index AS i
+                     JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+                    WHERE i.indrelid = 'feature3.storage_efficiency_history'::regclass
+        LOOP
+            EXECUTE format('ALTER INDEX %s RENAME TO %I', idx.name, idx.relname || '_unpartitioned');
+        END LOOP;
+        ALTER TABLE feature3.storage_efficiency_history RENAME TO storage_efficiency_history_unpartitioned;
+    END IF;
+END
+$unpartitioned$;
+
+-- One partition per calendar month (UTC) of creation_time, made by ensure_history_partitions
+-- before a load and dropped whole by drop_history_partitions (retention): never row by row.
 -- vbr_version, collected_at and analysis_date are those of the run that last changed the row:
 -- a run that collects a session again unchanged leaves its row alone (no new row version).
 CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
@@ -107,8 +128,8 @@ CREATE TABLE IF NOT EXISTS feature3.storage_efficiency_history (
     anomaly_score          double precision,
     anomaly_reason         text,
     analysis_date          date        NOT NULL,
-    PRIMARY KEY (vbr_host, session_id)
-);
+    PRIMARY KEY (vbr_host, session_id, creation_time)
+) PARTITION BY RANGE (creation_time);
 -- One job's sessions in time order, for the Storage efficiency view's job page (a few ms
 -- instead of a scan of the whole history). Its price is paid on every load (bench/RESULTS.md,
 -- "history index by job and time"), so its key is a 64-bit hash of job_id, not the text: a
@@ -171,3 +192,96 @@ CREATE TABLE IF NOT EXISTS feature3.job_settings (
     scale_out                 boolean,
     PRIMARY KEY (vbr_host, job_id, analysis_date)
 );
+
+-- Each interval of a VBR server's sessions a run collected, and when the server answered:
+-- incremental collection asks only for what no settled interval covers (recheck_days).
+CREATE TABLE IF NOT EXISTS feature3.collection_log (
+    vbr_host          text COLLATE "C" NOT NULL,
+    interval_start    timestamp with time zone NOT NULL,
+    interval_end      timestamp with time zone NOT NULL,
+    collection_target text        NOT NULL,
+    collected_at      timestamp with time zone NOT NULL,
+    sessions_returned integer     NOT NULL,
+    dag_run_id        text,
+    PRIMARY KEY (vbr_host, interval_start, interval_end),
+    CHECK (interval_end > interval_start)
+);
+CREATE INDEX IF NOT EXISTS collection_log_target_idx
+    ON feature3.collection_log (collection_target, interval_end);
+
+-- Partitions: the loader owns no table, so it creates and drops them only through these
+-- functions, which run as their owner (the schema's owner); grants.sql lets the loader
+-- execute them and nobody else.
+CREATE OR REPLACE FUNCTION feature3.ensure_history_partitions(first timestamptz, last timestamptz)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    month timestamp := date_trunc('month', first AT TIME ZONE 'UTC');  -- UTC months
+    name text;
+    made integer := 0;
+BEGIN
+    IF first IS NULL OR last IS NULL OR last < first OR last - first > interval '3 years' THEN
+        RAISE EXCEPTION 'ensure_history_partitions: % .. % is not the span of one load', first, last;
+    END IF;
+    WHILE month <= last AT TIME ZONE 'UTC' LOOP
+        name := 'storage_efficiency_history_' || to_char(month, '"y"YYYY"m"MM');
+        IF to_regclass(format('feature3.%I', name)) IS NULL THEN
+            EXECUTE format('CREATE TABLE IF NOT EXISTS feature3.%I PARTITION OF feature3.storage_efficiency_history '
+                           'FOR VALUES FROM (%L) TO (%L)',
+                           name, month AT TIME ZONE 'UTC', (month + interval '1 month') AT TIME ZONE 'UTC');
+            made := made + 1;
+        END IF;
+        month := month + interval '1 month';
+    END LOOP;
+    RETURN made;
+END
+$fn$;
+
+-- Drops each month whose every session was created before horizon, and the collection log's
+-- intervals that ended by then (their sessions are gone: they must not count as collected).
+CREATE OR REPLACE FUNCTION feature3.drop_history_partitions(horizon timestamptz)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    part record;
+    dropped integer := 0;
+BEGIN
+    FOR part IN
+        SELECT c.relname, to_date(substring(c.relname FROM '[0-9]{4}m[0-9]{2}$'), 'YYYY"m"MM') AS month
+          FROM pg_catalog.pg_inherits AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'feature3.storage_efficiency_history'::regclass
+           AND c.relname ~ '^storage_efficiency_history_y[0-9]{4}m[0-9]{2}$'
+         ORDER BY 2
+    LOOP
+        EXIT WHEN ((part.month + interval '1 month') AT TIME ZONE 'UTC') > horizon;
+        EXECUTE format('DROP TABLE feature3.%I', part.relname);
+        dropped := dropped + 1;
+    END LOOP;
+    DELETE FROM feature3.collection_log WHERE interval_end <= horizon;
+    RETURN dropped;
+END
+$fn$;
+REVOKE ALL ON FUNCTION feature3.ensure_history_partitions(timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION feature3.drop_history_partitions(timestamptz) FROM PUBLIC;
+
+-- The rows of a history made before partitioning (see $unpartitioned$ above), copied once.
+DO $copy_unpartitioned$
+DECLARE
+    columns text;
+    first timestamptz;
+    last timestamptz;
+BEGIN
+    IF to_regclass('feature3.storage_efficiency_history_unpartitioned') IS NOT NULL THEN
+        SELECT min(creation_time), max(creation_time) INTO first, last
+          FROM feature3.storage_efficiency_history_unpartitioned;
+        IF first IS NOT NULL THEN
+            PERFORM feature3.ensure_history_partitions(first, last);
+        END IF;
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO columns
+          FROM pg_catalog.pg_attribute AS a
+         WHERE a.attrelid = 'feature3.storage_efficiency_history_unpartitioned'::regclass
+           AND a.attnum > 0 AND NOT a.attisdropped;
+        EXECUTE format('INSERT INTO feature3.storage_efficiency_history (%s) SELECT %s '
+                       'FROM feature3.storage_efficiency_history_unpartitioned', columns, columns);
+        DROP TABLE feature3.storage_efficiency_history_unpartitioned;
+    END IF;
+END
+$copy_unpartitioned$;

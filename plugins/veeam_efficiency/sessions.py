@@ -41,9 +41,10 @@ class WindowSessions:
     window_start: datetime
     window_end: datetime
     frame: pd.DataFrame
-    sessions_collected: int
+    sessions_collected: int  # what the server answered (all of it, the window's or not)
     duplicates_dropped: int
     excluded: dict[str, int] = field(default_factory=dict)
+    sessions_from_history: int = 0  # stored sessions of the window the server did not answer with
 
     @property
     def scorable(self) -> pd.DataFrame:
@@ -86,10 +87,17 @@ def window_sessions(
     window_start: datetime,
     window_end: datetime,
     settings: AnalysisSettings,
+    *,
+    frame: pd.DataFrame | None = None,
+    from_history: int = 0,
 ) -> WindowSessions:
-    """Keep the sessions created in ``[window_start, window_end)`` and say which can be scored."""
-    frame = sessions_frame(document["sessions"])
-    collected = len(frame)
+    """Keep the sessions created in ``[window_start, window_end)`` and say which can be scored.
+
+    ``frame``: the sessions, when not the document's own (an incremental collection's, of
+    which the last ``from_history`` rows were read from the session history).
+    """
+    frame = sessions_frame(document["sessions"]) if frame is None else frame
+    collected = len(frame) - from_history
     start, end = pd.Timestamp(window_start), pd.Timestamp(window_end)
     created = frame["creation_time"]
     kept = np.flatnonzero(((created >= start) & (created < end)).to_numpy())
@@ -110,6 +118,7 @@ def window_sessions(
         window_end=window_end,
         frame=frame,
         sessions_collected=collected,
+        sessions_from_history=from_history,
         duplicates_dropped=int(duplicated.sum()),
         excluded=excluded,
     )

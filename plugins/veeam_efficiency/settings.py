@@ -257,6 +257,48 @@ class CollectionSettings(BaseModel):
         description="ssh/local: when this VBR build lacks Veeam's indexed session queries, read the whole session "
         "table with Get-VBRBackupSession (hours on large servers). Off: the collection fails naming the missing query.",
     )
+    collection_mode: Literal["incremental", "full"] = Field(
+        "incremental",
+        description="incremental: ask the VBR server only for the parts of the window the results database has not "
+        "collected for good (see recheck_days) and read the rest from the session history; full: ask for the whole "
+        "window (after changing lookback_days, or to re-read sessions VBR has corrected). A run with job_names "
+        "always collects in full.",
+    )
+    recheck_days: int = Field(
+        2,
+        ge=0,
+        le=30,
+        description="incremental: sessions created this many days before a collection may still change (running, "
+        "retried, updated), so they are asked for again by the next run.",
+    )
+    history_retention_days: int = Field(
+        800,
+        ge=1,
+        le=36_500,
+        description="Days of session history kept before the run's window end: older months of "
+        "feature3.storage_efficiency_history are dropped whole (and their collection log). More than "
+        "lookback_days + recheck_days.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _history_outlives_the_window(cls, data: Any) -> Any:
+        """The history must hold every window a run reads (the other fields' own checks come after)."""
+        if isinstance(data, dict):
+            values = [
+                data.get(name, default)
+                for name, default in (
+                    ("history_retention_days", cls.model_fields["history_retention_days"].default),
+                    ("lookback_days", AnalysisSettings.model_fields["lookback_days"].default),
+                    ("recheck_days", cls.model_fields["recheck_days"].default),
+                )
+            ]
+            if all(type(value) is int for value in values) and values[0] <= values[1] + values[2]:
+                raise ValueError(
+                    f"history_retention_days ({values[0]}) must exceed lookback_days + recheck_days "
+                    f"({values[1]} + {values[2]}): runs read their window from the history"
+                )
+        return data
 
 
 EMAIL_PATTERN = r"^[^@\s,;<>]+@[^@\s,;<>]+$"

@@ -10,7 +10,7 @@ quoted by psycopg, values always bound), so the tables and the writer cannot dri
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from veeam_efficiency.copy_binary import binary_copy
 from veeam_efficiency.locks import SCHEMA_LOCK_KEY, load_lock_key
 from veeam_efficiency.sessions import byte_order_keys
 from veeam_efficiency.tables import (
+    COLLECTION_LOG_TABLE,
     HISTORY,
     HISTORY_TABLE,
     JOB_SETTINGS,
@@ -38,9 +39,22 @@ from veeam_efficiency.tables import (
 )
 
 __all__ = [
-    "HISTORY", "HISTORY_COLUMNS", "JOB_SETTINGS", "JOB_SETTINGS_COLUMNS", "SCHEMA", "SCHEMA_SQL", "SCORECARDS",
-    "SCORECARD_COLUMNS", "TOO_FEW_SESSIONS", "UNSCORED", "UNSCORED_COLUMNS", "SchemaNotReady", "ensure_schema",
-    "in_key_order", "write_run",
+    "HISTORY",
+    "HISTORY_COLUMNS",
+    "JOB_SETTINGS",
+    "JOB_SETTINGS_COLUMNS",
+    "SCHEMA",
+    "SCHEMA_SQL",
+    "SCORECARDS",
+    "SCORECARD_COLUMNS",
+    "TOO_FEW_SESSIONS",
+    "UNSCORED",
+    "UNSCORED_COLUMNS",
+    "SchemaNotReady",
+    "drop_history_before",
+    "ensure_schema",
+    "in_key_order",
+    "write_run",
 ]  # fmt: skip
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "schema.sql"
@@ -51,6 +65,11 @@ HISTORY_COLUMNS: dict[str, str] = dict(HISTORY_TABLE.kinds)
 UNSCORED_COLUMNS: dict[str, str] = dict(UNSCORED_TABLE.kinds)
 JOB_SETTINGS_COLUMNS: dict[str, str] = dict(JOB_SETTINGS_TABLE.kinds)
 TOO_FEW_SESSIONS = "too_few_scorable_sessions"
+# the history's partitions are made and dropped only through these (SECURITY DEFINER, schema.sql)
+PARTITION_FUNCTIONS = (
+    f"{SCHEMA}.ensure_history_partitions(timestamptz, timestamptz)",
+    f"{SCHEMA}.drop_history_partitions(timestamptz)",
+)
 # Every run sets up the schema at once (a backfill starts several): one at a time, or their
 # concurrent CREATE ... IF NOT EXISTS and migrations collide on the catalog (SCHEMA_LOCK_KEY).
 
@@ -113,6 +132,12 @@ def _unusable_columns(cur: Any) -> list[str]:
             problems.append(f"no SELECT, INSERT and UPDATE on {where}")
         elif denied:
             problems.append(f"no SELECT, INSERT and UPDATE on {where} column(s) {', '.join(denied)}")
+    for signature in PARTITION_FUNCTIONS:
+        cur.execute(
+            "SELECT p IS NOT NULL AND has_function_privilege(p, 'EXECUTE') FROM to_regprocedure(%s) AS p", (signature,)
+        )
+        if not cur.fetchone()[0]:
+            problems.append(f"no EXECUTE on {signature}")
     for name in (SCORECARDS, UNSCORED, JOB_SETTINGS):  # stale rows of a re-run day are deleted
         cur.execute("SELECT has_table_privilege(to_regclass(%s), 'DELETE')", (f"{SCHEMA}.{name}",))
         if cur.fetchone()[0] is False:
@@ -129,6 +154,7 @@ def write_run(
     scorecards: pd.DataFrame,
     unscored: pd.DataFrame | None = None,
     job_settings: pd.DataFrame | None = None,
+    collection_log: pd.DataFrame | None = None,
 ) -> dict[str, int]:
     """Write one host's day in a single transaction: history upserted; scorecards, unscored jobs and job settings replaced.
 
@@ -138,9 +164,14 @@ def write_run(
     what the latest run of the day found. ``unscored`` holds ``job_id``, ``job_name``,
     ``sessions_found``, ``sessions_needed`` and ``reason``. ``job_settings`` holds the
     ``job_settings`` columns but the host and day; it is ``None`` for a version 1 document:
-    that run knows no settings and leaves the table alone. Returns the row counts written.
+    that run knows no settings and leaves the table alone. ``collection_log`` rows say what
+    the history now holds for good: in this transaction, so never before the history does.
+    Returns the row counts written.
     """
     unscored = _unscored_rows(unscored, vbr_host, analysis_date)
+    if not history.empty:  # committed apart: a new month's partition locks the table only for a moment
+        created = history["creation_time"]
+        _call(conn, "ensure_history_partitions", created.min().to_pydatetime(), created.max().to_pydatetime())
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (load_lock_key(vbr_host),))
@@ -159,11 +190,36 @@ def write_run(
                 rows = job_settings.assign(vbr_host=vbr_host, analysis_date=analysis_date)
                 counts["job_settings_rows"] = _merge(cur, JOB_SETTINGS_TABLE, rows[list(JOB_SETTINGS_TABLE.names)])
                 _delete_other_jobs(cur, JOB_SETTINGS, vbr_host, analysis_date, rows["job_id"])
+            if collection_log is not None and not collection_log.empty:
+                counts["collection_log_rows"] = _merge(
+                    cur, COLLECTION_LOG_TABLE, collection_log[list(COLLECTION_LOG_TABLE.names)]
+                )
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
     return counts
+
+
+def drop_history_before(conn: Any, horizon: datetime) -> int:
+    """Drop the history's months that ended by ``horizon`` (whole partitions), and the collection
+    log's intervals that did; returns the partitions dropped."""
+    return int(_call(conn, "drop_history_partitions", horizon))
+
+
+def _call(conn: Any, function: str, *args: Any) -> Any:
+    """``SELECT feature3.<function>(args)`` in its own transaction (the schema's functions that make
+    and drop partitions for a role that owns no table); its result."""
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("SELECT {}({})").format(
+                sql.Identifier(SCHEMA, function), sql.SQL(", ").join(sql.Placeholder() * len(args))
+            ),
+            args,
+        )
+        result = cur.fetchone()[0]
+    conn.commit()
+    return result
 
 
 def _unscored_rows(unscored: pd.DataFrame | None, vbr_host: str, analysis_date: date) -> pd.DataFrame:
@@ -203,8 +259,9 @@ def in_key_order(history: pd.DataFrame) -> pd.DataFrame:
 def _merge(cur: Any, table: Table, frame: pd.DataFrame) -> int:
     """Upsert ``frame`` into ``feature3.<table>``; returns the rows inserted or changed.
 
-    A row whose content (all but the key and ``table.provenance``) is already stored is left
-    alone, so it keeps the provenance of the run that last changed it.
+    A row whose content (all but the key and ``table.provenance``; of ``table.drifting`` only
+    whether it is null) is already stored is left alone, so it keeps the provenance of the run
+    that last changed it.
 
     When none of a sample of the rows' keys is in the table yet (a first load, a
     backfill of a new day), the rows are copied straight into it under a savepoint; if a
@@ -230,7 +287,14 @@ def _merge(cur: Any, table: Table, frame: pd.DataFrame) -> int:
     _copy(cur, staged, frame, table)
     values = [name for name in table.names if name not in table.key]
     updates = sql.SQL(", ").join(sql.SQL("{col} = EXCLUDED.{col}").format(col=sql.Identifier(name)) for name in values)
-    content = [sql.Identifier(name) for name in values if name not in table.provenance]
+    content = [name for name in values if name not in table.provenance]
+    current = [
+        sql.SQL("t.{} IS NULL" if name in table.drifting else "t.{}").format(sql.Identifier(name)) for name in content
+    ]
+    incoming = [
+        sql.SQL("EXCLUDED.{} IS NULL" if name in table.drifting else "EXCLUDED.{}").format(sql.Identifier(name))
+        for name in content
+    ]
     # a row whose content is unchanged is not rewritten: no dead tuple, no WAL, and a re-run
     # of an unchanged day writes nothing
     cur.execute(
@@ -241,8 +305,8 @@ def _merge(cur: Any, table: Table, frame: pd.DataFrame) -> int:
         ).format(
             target=target, names=names, staged=staged,
             key=sql.SQL(", ").join(map(sql.Identifier, table.key)), updates=updates,
-            current=sql.SQL(", ").join(sql.SQL("t.{}").format(col) for col in content),
-            incoming=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(col) for col in content),
+            current=sql.SQL(", ").join(current),
+            incoming=sql.SQL(", ").join(incoming),
         )
     )  # fmt: skip
     return int(cur.rowcount)

@@ -25,6 +25,7 @@ HISTORY = "storage_efficiency_history"
 SCORECARDS = "metrics_storage_efficiency"
 UNSCORED = "unscored_jobs"
 JOB_SETTINGS = "job_settings"
+COLLECTION_LOG = "collection_log"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class Table:
     # Columns that say which run wrote a row, not what it says: an upsert that would change
     # only these leaves the row alone (no new row version, no WAL; storage._merge).
     provenance: tuple[str, ...] = ()
+    # Derived values that move a little with every window (a session's standard score): only
+    # whether they are null decides if a row changed; otherwise the row keeps the value of the
+    # run that last changed it, and a day's run does not rewrite most of the history for them.
+    drifting: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -145,7 +150,8 @@ SESSION_ANOMALIES = Table(
     key=("session_id",),
 )
 
-# Every session a run collected, one row per (vbr_host, session_id), scored or not.
+# Every session a run collected, one row per (vbr_host, session_id), scored or not; one
+# partition per month (include/sql/schema.sql: ensure_history_partitions, drop_history_partitions).
 HISTORY_TABLE = Table(
     HISTORY,
     (
@@ -161,8 +167,11 @@ HISTORY_TABLE = Table(
         SESSION_ANOMALIES.column("anomaly_reason"),
         ANALYSIS_DATE,
     ),
-    key=("vbr_host", "session_id"),
+    # partitioned by month of creation_time, which PostgreSQL wants in the key: a session's
+    # creation time never changes, so (vbr_host, session_id) stays unique in practice
+    key=("vbr_host", "session_id", "creation_time"),
     provenance=("vbr_version", "collected_at", "analysis_date"),
+    drifting=("anomaly_score",),
 )
 
 # The grade in context (:mod:`~veeam_efficiency.context_scores`, docs/context-grade.md), added to
@@ -306,8 +315,26 @@ JOB_SETTINGS_TABLE = Table(
     key=("vbr_host", "job_id", "analysis_date"),
 )
 
+# Each interval of a VBR server's sessions a run collected, and when the server answered
+# (:mod:`~veeam_efficiency.collection_plan`): what incremental collection does not ask again.
+# Written with the history, in the same transaction, so it never claims sessions not stored.
+COLLECTION_LOG_TABLE = Table(
+    COLLECTION_LOG,
+    (
+        VBR_HOST,
+        _time("interval_start"),
+        _time("interval_end"),
+        _text("collection_target"),  # how runs reach the server: replay file, vbr_hosts entry or ssh_conn_id=...
+        _time("collected_at"),  # the server's clock: sessions created recheck_days before it are final
+        _int("sessions_returned"),
+        _text("dag_run_id", nullable=True),
+    ),
+    key=("vbr_host", "interval_start", "interval_end"),
+    provenance=("dag_run_id",),
+)
+
 # The tables the DAG writes, in the order a run writes them.
-WRITTEN = (HISTORY_TABLE, SCORECARD_TABLE, UNSCORED_TABLE, JOB_SETTINGS_TABLE)
+WRITTEN = (HISTORY_TABLE, SCORECARD_TABLE, UNSCORED_TABLE, JOB_SETTINGS_TABLE, COLLECTION_LOG_TABLE)
 
 # The keys of a scorecard's ``quality_flags`` (what the downstream risk model reads), in order:
 # those the scoring sets (:mod:`~veeam_efficiency.scorecards`), then those of the grade in context.

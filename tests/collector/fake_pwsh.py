@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -69,6 +70,34 @@ def wait_for_orphaning(limit_s=30):
         time.sleep(0.1)
 
 
+def in_window(document, window_from, window_to):
+    """The recorded document as the script answers -From/-To: the sessions created in that window, and the window.
+
+    A recording with nothing outside the window, or that is not a JSON object with a list of
+    sessions (a hostile-document test), is replayed byte for byte; a session without a
+    readable creation time is kept.
+    """
+    try:
+        parsed = json.loads(document)
+        sessions = parsed["sessions"]
+        start, end = (datetime.fromisoformat(value) for value in (window_from, window_to))
+        kept = []
+        for session in sessions:
+            try:
+                created = datetime.fromisoformat(session["creation_time"])
+                outside = created < start or created >= end
+            except (TypeError, KeyError, ValueError):
+                outside = False
+            if not outside:
+                kept.append(session)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return document
+    if len(kept) == len(sessions):  # the bytes as recorded (a hostile-document test needs them so)
+        return document
+    parsed.update(sessions=kept, window_start=window_from, window_end=window_to)
+    return json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+
+
 def main():
     control = json.loads(Path(__file__ + ".control.json").read_text())
     record = {"argv": sys.argv[1:], "cwd": os.getcwd()}
@@ -77,7 +106,7 @@ def main():
     record.update(script_text=script.read_text(), window=[window_from, window_to], job_names=names, switches=switches)
     Path(control["record"]).write_text(json.dumps(record))
 
-    document = Path(control["fixture"]).read_bytes()
+    document = in_window(Path(control["fixture"]).read_bytes(), window_from, window_to)
     mode = control["mode"]
     out = sys.stdout.buffer
     if mode == "replay":

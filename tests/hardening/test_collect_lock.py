@@ -56,11 +56,15 @@ def test_two_collects_of_the_same_host_serialise_and_another_host_does_not_wait(
         start.wait()
         while any(thread.is_alive() for thread in threads):
             rows = watcher.execute(
-                "SELECT classid::bigint, objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                "SELECT classid::bigint, objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"  # not other tests'
             ).fetchall()
             waiting |= {(int(classid), int(objid)) for classid, objid in rows}
             time.sleep(0.01)
-        held_after = watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
+        held_after = watcher.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchone()
     for thread in threads:
         thread.join()
 

@@ -102,6 +102,13 @@ DENIED = (
     "SET ROLE veeam_efficiency_owner",
     "CREATE ROLE extra",
     "CREATE DATABASE extra",
+    # the history's partitions only through the schema's functions
+    "CREATE TABLE feature3.storage_efficiency_history_y2032m01 PARTITION OF feature3.storage_efficiency_history "
+    "FOR VALUES FROM ('2032-01-01 00:00+00') TO ('2032-02-01 00:00+00')",
+    "DROP TABLE feature3.storage_efficiency_history_y2031m01",
+    "ALTER TABLE feature3.storage_efficiency_history DETACH PARTITION feature3.storage_efficiency_history_y2031m01",
+    "CREATE OR REPLACE FUNCTION feature3.drop_history_partitions(horizon timestamptz) RETURNS integer "
+    "LANGUAGE sql AS 'SELECT 0'",
 )
 
 
@@ -115,6 +122,8 @@ def test_the_loader_may_do_nothing_else(loader_db):
         conn.execute("CREATE TEMP TABLE staged (LIKE feature3.storage_efficiency_history)")
         conn.execute("SELECT count(*) FROM feature3.metrics_storage_efficiency")
         conn.execute("DELETE FROM feature3.metrics_storage_efficiency WHERE false")
+        conn.execute("SELECT feature3.ensure_history_partitions('2031-01-05 00:00+00', '2031-01-06 00:00+00')")
+        assert conn.execute("SELECT to_regclass('feature3.storage_efficiency_history_y2031m01')").fetchone()[0]
         for statement in DENIED:
             try:
                 conn.execute(statement)
@@ -132,6 +141,9 @@ def test_ensure_schema_as_the_loader_checks_instead_of_creating(loader_db):
         admin.execute("REVOKE DELETE ON feature3.metrics_storage_efficiency FROM veeam_efficiency_loader")
         admin.execute("REVOKE DELETE, INSERT ON feature3.unscored_jobs FROM veeam_efficiency_loader")
         admin.execute("REVOKE UPDATE ON feature3.metrics_storage_efficiency FROM veeam_efficiency_loader")
+        admin.execute(
+            "REVOKE EXECUTE ON FUNCTION feature3.drop_history_partitions(timestamptz) FROM veeam_efficiency_loader"
+        )
     with loader_db.loader_connect() as conn, pytest.raises(storage.SchemaNotReady) as refused:
         storage.ensure_schema(conn)
     message = str(refused.value)
@@ -142,6 +154,8 @@ def test_ensure_schema_as_the_loader_checks_instead_of_creating(loader_db):
     assert (
         "no SELECT, INSERT and UPDATE on feature3.metrics_storage_efficiency;" in message
     )  # SELECT alone is not enough
+    assert "no EXECUTE on feature3.drop_history_partitions(timestamptz)" in message
+    assert "ensure_history_partitions" not in message
     assert "grants.sql" in message
     # the DBA's fix is re-applying the grants (which applies schema.sql too)
     assert apply_grants(loader_db.admin_dsn).returncode == 0

@@ -161,6 +161,14 @@ def test_only_changed_rows_are_rewritten(conn: psycopg.Connection[Any]) -> None:
     assert stored["s-000005"] == datetime(2026, 11, 28, 6, tzinfo=UTC)  # a rewritten row: its provenance too
     assert stored["s-000006"] == datetime(2026, 11, 27, 6, tzinfo=UTC)
 
+    # the next window moves every session's standard score a little: not a change of the session
+    drifted = changed.assign(anomaly_score=changed["anomaly_score"] + 0.25)
+    versions = _row_versions(conn)
+    counts = storage.write_run(
+        conn, vbr_host=HOST, analysis_date=DAY + timedelta(2), history=drifted, scorecards=NO_CARDS
+    )
+    assert counts["history_rows"] == 0 and _row_versions(conn) == versions
+
 
 def test_direct_copy_leaves_other_hosts_alone(conn: psycopg.Connection[Any]) -> None:
     other = _history(10).assign(vbr_host="vbr02.example.test")
@@ -184,53 +192,87 @@ def _key_collations(conn: psycopg.Connection[Any]) -> dict[str, str]:
     rows = conn.execute(
         "SELECT format('%s.%s', c.relname, a.attname), coll.collname FROM pg_attribute AS a "
         "JOIN pg_class AS c ON c.oid = a.attrelid JOIN pg_collation AS coll ON coll.oid = a.attcollation "
-        "WHERE c.relnamespace = 'feature3'::regnamespace AND c.relkind = 'r' "
+        "WHERE c.relnamespace = 'feature3'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
         "AND a.attname IN ('vbr_host', 'job_id', 'session_id')"
     ).fetchall()
     return dict(rows)
 
 
 def _index_files(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """The indexes with storage (a partitioned table's own index has none: its partitions' do)."""
     rows = conn.execute(
         "SELECT relname, relfilenode FROM pg_class WHERE relnamespace = 'feature3'::regnamespace AND relkind = 'i'"
     ).fetchall()
     return dict(rows)
 
 
-def test_identifiers_are_byte_ordered_and_older_tables_are_converted_once(results_db: str) -> None:
-    """Tables made before COLLATE "C" are converted with their rows and indexes; later runs change nothing."""
-    older = storage.SCHEMA_SQL.read_text(encoding="utf-8").split("DO $migrate$")[0].replace(' COLLATE "C"', "")
+def _older_schema() -> str:
+    """schema.sql as it was before COLLATE "C" and before the history was partitioned."""
+    text = storage.SCHEMA_SQL.read_text(encoding="utf-8").split("DO $migrate$")[0].replace(' COLLATE "C"', "")
+    start, end = text.index("DO $unpartitioned$"), text.index("$unpartitioned$;") + len("$unpartitioned$;")
+    text = text[:start] + text[end:]
+    return text.replace(") PARTITION BY RANGE (creation_time);", ");").replace(
+        "PRIMARY KEY (vbr_host, session_id, creation_time)", "PRIMARY KEY (vbr_host, session_id)"
+    )
+
+
+def test_older_tables_are_converted_once_to_byte_ordered_keys_and_a_partitioned_history(results_db: str) -> None:
+    """Tables made before COLLATE "C" are converted with their rows and indexes, the history made before
+    partitioning is moved into monthly partitions; later runs change nothing."""
     with psycopg.connect(results_db) as conn:
-        conn.execute(older)
+        conn.execute(_older_schema())
         conn.execute(  # the job index of older versions, on the text key (the schema text above drops it)
             "CREATE INDEX storage_efficiency_history_job_time_idx "
             "ON feature3.storage_efficiency_history (vbr_host, job_id, creation_time)"
         )
+        history = _history(60)
+        history["creation_time"] = pd.to_datetime([T0 - timedelta(days=40 - i) for i in range(60)], utc=True)
+        history, later = history.iloc[:50], history  # two months, and the next run's sessions
+        with conn.cursor() as cur:
+            names = ", ".join(HISTORY_TABLE.names)
+            cur.executemany(
+                f"INSERT INTO {SCHEMA}.{HISTORY} ({names}) VALUES ({', '.join(['%s'] * len(HISTORY_TABLE.names))})",
+                _python_rows(history),
+            )
+        conn.execute(
+            "INSERT INTO feature3.unscored_jobs VALUES ('h', 'j', '2026-11-01', 'n', 1, 30, 'too_few_scorable_sessions')"
+        )
         conn.commit()
         assert set(_key_collations(conn).values()) == {"default"}
-        storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(50), scorecards=NO_CARDS)
+        assert conn.execute(
+            "SELECT relkind FROM pg_class WHERE oid = 'feature3.storage_efficiency_history'::regclass"
+        ).fetchone() == ("r",)
         before = _rows(conn)
         old_indexes = _index_files(conn)
 
         storage.ensure_schema(conn)
         collations = _key_collations(conn)
-        assert len(collations) == 9 and set(collations.values()) == {"C"}, collations  # unscored_jobs, job_settings
-        converted = _index_files(conn)
-        # the text-keyed job index gives way to the hashed one (the view reads by it)
-        assert set(converted) - {"job_settings_pkey"} == set(old_indexes) - {
-            "storage_efficiency_history_job_time_idx"
-        } | {"storage_efficiency_history_job_hash_time_idx"}
-        rebuilt = {name for name in converted if converted[name] != old_indexes.get(name, converted[name])}
-        assert rebuilt == {  # not the date one
-            "metrics_storage_efficiency_pkey", "storage_efficiency_history_pkey", "unscored_jobs_pkey",
-            "storage_efficiency_history_job_hash_time_idx",
-        }  # fmt: skip
+        # with unscored_jobs, job_settings and collection_log
+        assert len(collations) == 10 and set(collations.values()) == {"C"}, collations
         assert _rows(conn) == before
+        partitions = conn.execute(
+            "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'feature3.storage_efficiency_history'::regclass ORDER BY 1"
+        ).fetchall()
+        assert partitions == [("storage_efficiency_history_y2026m10",), ("storage_efficiency_history_y2026m11",)]
+        assert conn.execute("SELECT to_regclass('feature3.storage_efficiency_history_unpartitioned')").fetchone() == (
+            None,
+        )
+        converted = _index_files(conn)
+        history_indexes = {name for name in converted if name.startswith("storage_efficiency_history_y")}
+        assert len(history_indexes) == 4  # each partition's primary key and (hash of job, time) index
+        new_tables = {"job_settings_pkey", "collection_log_pkey", "collection_log_target_idx"}
+        assert set(converted) - new_tables - history_indexes == set(old_indexes) - {
+            "storage_efficiency_history_job_time_idx", "storage_efficiency_history_pkey",
+            "storage_efficiency_history_job_hash_time_idx",  # the partitioned table's own: on its partitions
+        }  # fmt: skip
+        rebuilt = {name for name in converted if converted[name] != old_indexes.get(name, converted[name])}
+        assert rebuilt == {"metrics_storage_efficiency_pkey", "unscored_jobs_pkey"}  # not the date one
 
         storage.ensure_schema(conn)  # already converted: no rebuild
         assert _index_files(conn) == converted
-        storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=_history(60), scorecards=NO_CARDS)
-        assert len(_rows(conn)) == 60
+        storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=later, scorecards=NO_CARDS)
+        assert len(_rows(conn)) == 60  # into the month partitions, one row per session
 
 
 def _settings(day: date, **changes: Any) -> pd.DataFrame:
@@ -290,7 +332,8 @@ def test_a_jobs_sessions_are_read_through_the_hashed_job_index_and_only_its_own(
         conn.execute("SET enable_seqscan = off")  # a tiny table: make the planner show what it can use
         with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
             plan = view_queries.job_sessions(_Explaining(cur), HOST, "job-1", before=None, limit=25)["rows"]
-        assert "storage_efficiency_history_job_hash_time_idx" in str(plan), plan
+        # each month's partition has the index (named by PostgreSQL after the parent's)
+        assert "Index Cond: (hashtextextended(job_id, '0'::bigint) = " in str(plan), plan
 
 
 class _Explaining:
@@ -304,3 +347,90 @@ class _Explaining:
 
     def fetchall(self) -> list[Any]:
         return self.cur.fetchall()
+
+
+def test_stored_sessions_read_back_exactly_as_the_contract_sent_them(conn: psycopg.Connection[Any]) -> None:
+    """What an incremental run reads from the history instead of asking the server: every field, nulls and odd text."""
+    from veeam_efficiency.history_reads import stored_counts, stored_sessions
+    from veeam_efficiency.tables import SESSION_RECORD
+
+    history = _history(400)
+    history["object_name"] = pd.Series(
+        [None if i % 3 else TEXTS[i // 3 % len(TEXTS)] for i in range(400)], dtype=object
+    )
+    other_host = _history(5).assign(vbr_host="vbr02.example.test")
+    storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=history, scorecards=NO_CARDS)
+    storage.write_run(conn, vbr_host="vbr02.example.test", analysis_date=DAY, history=other_host, scorecards=NO_CARDS)
+    start, end = T0 + timedelta(minutes=10, microseconds=10), T0 + timedelta(minutes=300, microseconds=300)
+
+    stored = stored_sessions(conn, HOST, start, end).sort_values("session_id", ignore_index=True)
+
+    created = history["creation_time"]
+    expected = history[(created >= start) & (created < end)][list(SESSION_RECORD.names)].reset_index(drop=True)
+    assert stored["session_id"].tolist() == [f"s-{i:06d}" for i in range(10, 300)]  # half-open, to the microsecond
+    pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+    assert stored["object_name"].iloc[[4, 5]].tolist() == [None, "\\N"]  # session 15: the text, not a null marker
+    assert stored_sessions(conn, "nobody", start, end).empty
+    # what the check of the collection log counts: one scan, each interval half-open
+    intervals = [(start, end), (T0, T0 + timedelta(minutes=1)), (T0 - timedelta(days=1), T0)]
+    assert stored_counts(conn, HOST, intervals) == [290, 1, 0]
+    assert stored_counts(conn, HOST, []) == []
+
+
+def test_the_collection_log_is_written_with_the_history_and_read_by_target(conn: psycopg.Connection[Any]) -> None:
+    from veeam_efficiency.collection_plan import Collected
+    from veeam_efficiency.history_reads import collected_intervals
+    from veeam_efficiency.tables import COLLECTION_LOG_TABLE
+
+    def log(start: datetime, end: datetime, at: datetime, target: str = "vbr01") -> dict[str, Any]:
+        return {"vbr_host": HOST, "interval_start": start, "interval_end": end, "collection_target": target,
+                "collected_at": at, "sessions_returned": 3, "dag_run_id": "manual__1"}  # fmt: skip
+
+    rows = [log(T0 - timedelta(days=30), T0, T0 + timedelta(hours=1)), log(T0, T0 + timedelta(days=1), T0, "other")]
+    frame = payload.from_records(rows, COLLECTION_LOG_TABLE.kinds)
+    counts = storage.write_run(
+        conn, vbr_host=HOST, analysis_date=DAY, history=_history(3), scorecards=NO_CARDS, collection_log=frame
+    )
+    assert counts["collection_log_rows"] == 2
+    assert collected_intervals(conn, "vbr01", T0 - timedelta(days=1), T0 + timedelta(days=1)) == (
+        HOST,
+        [Collected(T0 - timedelta(days=30), T0, T0 + timedelta(hours=1), sessions=3)],
+    )
+    assert collected_intervals(conn, "vbr01", T0, T0 + timedelta(days=1)) == (None, [])  # half-open: no overlap
+    # a re-run logs the same intervals: one row each, the latest answer's time
+    again = frame.assign(collected_at=pd.Timestamp(T0 + timedelta(hours=5)), dag_run_id="manual__2")
+    storage.write_run(
+        conn, vbr_host=HOST, analysis_date=DAY, history=_history(3), scorecards=NO_CARDS, collection_log=again
+    )
+    assert [row.collected_at for row in collected_intervals(conn, "vbr01", T0 - timedelta(days=1), T0)[1]] == [
+        T0 + timedelta(hours=5)
+    ]
+
+
+def test_retention_drops_whole_months_and_the_collection_log_before_the_horizon(conn: psycopg.Connection[Any]) -> None:
+    from veeam_efficiency.tables import COLLECTION_LOG_TABLE
+
+    history = _history(90)
+    history["creation_time"] = pd.to_datetime([T0 - timedelta(days=60 - i) for i in range(90)], utc=True)
+    log = payload.from_records(
+        [{"vbr_host": HOST, "interval_start": start, "interval_end": end, "collection_target": "vbr01",
+          "collected_at": end, "sessions_returned": 1, "dag_run_id": None}
+         for start, end in ((T0 - timedelta(days=60), T0 - timedelta(days=50)), (T0 - timedelta(days=50), T0))],
+        COLLECTION_LOG_TABLE.kinds,
+    )  # fmt: skip
+    storage.write_run(conn, vbr_host=HOST, analysis_date=DAY, history=history, scorecards=NO_CARDS, collection_log=log)
+    months = (
+        "SELECT to_char(date_trunc('month', creation_time, 'UTC'), 'YYYY-MM'), count(*) FROM {} GROUP BY 1 ORDER BY 1"
+    )
+    assert conn.execute(months.format(f"{SCHEMA}.{HISTORY}")).fetchall() == [
+        ("2026-09", 10), ("2026-10", 31), ("2026-11", 30), ("2026-12", 19),
+    ]  # fmt: skip
+
+    # 2026-10-31 ends October's last day but one: September goes, whole; October stays
+    assert storage.drop_history_before(conn, datetime(2026, 10, 31, tzinfo=UTC)) == 1
+    assert [month for month, _ in conn.execute(months.format(f"{SCHEMA}.{HISTORY}")).fetchall()] == [
+        "2026-10", "2026-11", "2026-12",
+    ]  # fmt: skip
+    assert conn.execute("SELECT interval_end FROM feature3.collection_log").fetchall() == [(T0,)]
+    assert storage.drop_history_before(conn, datetime(2026, 10, 31, tzinfo=UTC)) == 0  # idempotent
+    assert storage.drop_history_before(conn, datetime(2026, 11, 1, tzinfo=UTC)) == 1  # October ended

@@ -140,3 +140,17 @@ def test_param_spec_rejects_what_the_model_rejects() -> None:
         jsonschema.validate(0, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(731, schema)
+
+
+def test_the_history_must_outlive_the_window_it_is_read_for():
+    from pydantic import ValidationError
+
+    from veeam_efficiency.settings import CollectionSettings
+
+    assert CollectionSettings.model_validate({}).history_retention_days == 800
+    assert CollectionSettings.model_validate({"history_retention_days": 38}).history_retention_days == 38
+    for params in ({"history_retention_days": 37}, {"history_retention_days": 100, "lookback_days": 99}):
+        with pytest.raises(ValidationError, match="must exceed lookback_days \\+ recheck_days"):
+            CollectionSettings.model_validate(params)
+    with pytest.raises(ValidationError, match="must exceed"):
+        CollectionSettings.model_validate({"history_retention_days": 40, "recheck_days": 5})

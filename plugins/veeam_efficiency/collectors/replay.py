@@ -1,9 +1,18 @@
-"""The replay collector: collector JSON files exported earlier, re-analysed as if collected now."""
+"""The replay collector: collector JSON files exported earlier, re-analysed as if collected now.
+
+Asked for a window, it answers like the script does: the sessions created in it, and the
+window in the document's ``window_start``/``window_end``.
+"""
 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
+from itertools import compress
 from pathlib import Path
+
+import msgspec
+import pandas as pd
 
 from veeam_efficiency.contract import ContractError
 
@@ -35,10 +44,42 @@ def replay_files(replay_path: str, root: Path | None = None) -> list[Path]:
     return [target]
 
 
-def read_replay_file(path: str, root: Path | None = None) -> str:
-    """The file's text, after checking again that it is inside the replay directory."""
+def read_replay_file(path: str, root: Path | None = None, window: tuple[datetime, datetime] | None = None) -> str:
+    """The file's text (only the sessions created in ``window``, when given), after checking again
+    that it is inside the replay directory."""
     root = (root or replay_dir()).resolve()
     target = Path(path).resolve()
     if not target.is_relative_to(root):
         raise ContractError(f"replay file {path!r} is outside the replay directory {root}")
-    return target.read_text(encoding="utf-8-sig")
+    text = target.read_text(encoding="utf-8-sig")
+    return text if window is None else in_window(text, *window)
+
+
+class _Created(msgspec.Struct):
+    creation_time: str | None = None
+
+
+def in_window(text: str, start: datetime, end: datetime) -> str:
+    """``text`` with only the sessions created in ``[start, end)`` and that window as its own.
+
+    A document that is not a JSON object with a list of sessions comes back as it is, and so
+    does a session whose creation time does not parse: validation says what is wrong with them.
+    """
+    try:
+        document = msgspec.json.decode(text, type=dict[str, msgspec.Raw])
+        sessions = document.get("sessions", msgspec.Raw(b"[]"))
+        raws = msgspec.json.decode(sessions, type=list[msgspec.Raw])
+        created = msgspec.json.decode(sessions, type=list[_Created])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return text
+    times = pd.to_datetime(
+        pd.Series([session.creation_time for session in created], dtype=object),
+        utc=True,
+        format="ISO8601",
+        errors="coerce",
+    )
+    outside = ((times < pd.Timestamp(start)) | (times >= pd.Timestamp(end))).to_numpy()
+    document["sessions"] = msgspec.Raw(b"[" + b",".join(compress(raws, ~outside)) + b"]")
+    for name, value in (("window_start", start), ("window_end", end)):
+        document[name] = msgspec.Raw(msgspec.json.encode(value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
+    return msgspec.json.encode(document).decode("utf-8")
