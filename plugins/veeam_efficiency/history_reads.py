@@ -1,7 +1,9 @@
 """What an incremental collection reads back from the results database: the collection log and stored sessions.
 
-Both reads take a connection the caller owns (``collect`` holds the server's collection
-lock on it) and commit, so no transaction stays open while the collector runs.
+The reads take a connection the caller owns (``collect`` holds the server's collection
+lock on it) and commit, so no transaction stays open while the collector runs. A table
+that is not there yet reads as empty: a run's collections start beside its schema step, so
+on a first run they may look before the tables exist.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def collected_intervals(
 ) -> tuple[str | None, list[Collected]]:
     """The logged collections through ``collection_target`` that overlap ``[start, end)``, and the
     ``vbr_host`` the latest of them answered as (None: no collection logged)."""
+    if not _exists(conn, COLLECTION_LOG):
+        return None, []
     with conn.cursor() as cur:
         cur.execute(
             sql.SQL(
@@ -91,14 +95,23 @@ def stored_sessions(conn: Any, vbr_host: str, start: datetime, end: datetime) ->
         end=sql.Literal(end),
     )
     buffer = io.BytesIO()
-    with conn.cursor() as cur, cur.copy(query) as copy:
-        for block in copy:
-            buffer.write(block)
-    conn.commit()
+    if _exists(conn, HISTORY):
+        with conn.cursor() as cur, cur.copy(query) as copy:
+            for block in copy:
+                buffer.write(block)
+        conn.commit()
     buffer.seek(0)
     dtypes = {name: str for name in names}
     raw = pd.read_csv(buffer, header=None, names=names, dtype=dtypes, keep_default_na=False, na_filter=False)
     return _typed(raw)
+
+
+def _exists(conn: Any, table: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{table}",))
+        found = bool(cur.fetchone()[0])
+    conn.commit()
+    return found
 
 
 def _typed(raw: pd.DataFrame) -> pd.DataFrame:

@@ -434,3 +434,12 @@ def test_retention_drops_whole_months_and_the_collection_log_before_the_horizon(
     assert conn.execute("SELECT interval_end FROM feature3.collection_log").fetchall() == [(T0,)]
     assert storage.drop_history_before(conn, datetime(2026, 10, 31, tzinfo=UTC)) == 0  # idempotent
     assert storage.drop_history_before(conn, datetime(2026, 11, 1, tzinfo=UTC)) == 1  # October ended
+
+
+def test_before_the_schema_exists_the_history_reads_as_empty(results_db: str) -> None:
+    """A first run's collections start beside its schema step: they may look before the tables exist."""
+    from veeam_efficiency.history_reads import collected_intervals, stored_sessions
+
+    with psycopg.connect(results_db) as conn:
+        assert collected_intervals(conn, "vbr01", T0, T0 + timedelta(days=1)) == (None, [])
+        assert stored_sessions(conn, HOST, T0, T0 + timedelta(days=1)).empty
