@@ -222,6 +222,8 @@ BEGIN
     IF first IS NULL OR last IS NULL OR last < first OR last - first > interval '3 years' THEN
         RAISE EXCEPTION 'ensure_history_partitions: % .. % is not the span of one load', first, last;
     END IF;
+    -- two loads at once would race on CREATE TABLE IF NOT EXISTS: one at a time, until commit
+    PERFORM pg_advisory_xact_lock(hashtextextended('feature3:partitions', 0));
     WHILE month <= last AT TIME ZONE 'UTC' LOOP
         name := 'storage_efficiency_history_' || to_char(month, '"y"YYYY"m"MM');
         IF to_regclass(format('feature3.%I', name)) IS NULL THEN
@@ -244,6 +246,7 @@ DECLARE
     part record;
     dropped integer := 0;
 BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('feature3:partitions', 0));  -- as ensure_history_partitions
     FOR part IN
         SELECT c.relname, to_date(substring(c.relname FROM '[0-9]{4}m[0-9]{2}$'), 'YYYY"m"MM') AS month
           FROM pg_catalog.pg_inherits AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
@@ -252,7 +255,7 @@ BEGIN
          ORDER BY 2
     LOOP
         EXIT WHEN ((part.month + interval '1 month') AT TIME ZONE 'UTC') > horizon;
-        EXECUTE format('DROP TABLE feature3.%I', part.relname);
+        EXECUTE format('DROP TABLE IF EXISTS feature3.%I', part.relname);
         dropped := dropped + 1;
     END LOOP;
     DELETE FROM feature3.collection_log WHERE interval_end <= horizon;

@@ -3,7 +3,8 @@
 One key family, all under ``feature3:``: ``load`` takes the host's write lock for its
 transaction, ``collect`` the host's collection lock for the whole collection (session
 level: it must outlive any transaction, and a collector may run for many minutes), and
-schema set-up one lock of its own. Keys are hashed with ``hashtextextended`` in SQL, so
+schema set-up one lock of its own; ``feature3:partitions`` is taken inside the schema's
+partition functions (``include/sql/schema.sql``), so two loads never create one month twice. Keys are hashed with ``hashtextextended`` in SQL, so
 every process, whatever its language, derives the same 64-bit lock id.
 """
 

@@ -10,6 +10,7 @@ import pytest
 from dag_runner import fetch, run_dag, write_document
 from hook_recorder import recorded
 
+from tests.support.documents import newest_session
 from tools.synthetic import generate_document
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
@@ -80,8 +81,8 @@ def test_one_summary_mail_lists_every_flagged_job(monkeypatch, results_db, repla
 
 def test_failed_task_mail_names_dag_task_host_try_and_log(monkeypatch, results_db, replay_dir, smtp_sink):
     broken = sample("vbr02.example.local", 5)
-    # breaks the collector contract: validate fails, no retry (the newest session: replay answers the window only)
-    del max(broken["sessions"], key=lambda session: session["creation_time"])["job_id"]
+    # breaks the collector contract: validate fails, no retry
+    del newest_session(broken)["job_id"]
     write_document(replay_dir, "vbr01", sample("vbr01.example.local", 1))
     write_document(replay_dir, "vbr02", broken)
 
@@ -116,7 +117,7 @@ def test_failed_task_mail_names_dag_task_host_try_and_log(monkeypatch, results_d
 def test_without_smtp_the_run_is_undisturbed_and_the_hook_still_hears(monkeypatch, results_db, replay_dir, hook_log):
     monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
     broken = sample("vbr02.example.local", 5)
-    del max(broken["sessions"], key=lambda session: session["creation_time"])["job_id"]
+    del newest_session(broken)["job_id"]
     write_document(replay_dir, "vbr01", sample("vbr01.example.local", 1))
     write_document(replay_dir, "vbr02", broken)
 

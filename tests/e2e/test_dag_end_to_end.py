@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from dag_runner import fetch, last_run_id, run_dag, table_dump, tables_exist, write_document
 
+from tests.support.documents import newest_session
 from tools.synthetic import generate_document
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
@@ -129,8 +130,7 @@ def test_window_follows_the_data_interval(monkeypatch, results_db, replay_dir):
 
 def test_bad_file_fails_cleanly_and_writes_nothing_for_its_host(monkeypatch, results_db, replay_dir):
     broken = sample("vbr02.example.local", seed=5)
-    # the newest session: the replay collector, like the script, answers with the asked window only
-    del max(broken["sessions"], key=lambda session: session["creation_time"])["job_id"]
+    del newest_session(broken)["job_id"]
     write_document(replay_dir, "vbr01", sample("vbr01.example.local", seed=6))
     write_document(replay_dir, "vbr02", broken)
 

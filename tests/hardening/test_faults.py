@@ -18,6 +18,7 @@ import pytest
 
 from tools.synthetic import generate_document
 from veeam_efficiency import pipeline, storage
+from veeam_efficiency.locks import load_lock_key
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.window import analysis_window
 
@@ -177,12 +178,16 @@ def test_two_loads_of_the_same_day_at_once_equal_one(private_pg):
         writer.start()
     waited = False  # did one load wait for the other's advisory lock? (the lock serialises them)
     with psycopg.connect(both, autocommit=True) as watcher:
+        (lock,) = watcher.execute("SELECT hashtextextended(%s, 0)", (load_lock_key("vbr01.example.local"),)).fetchone()
+        load_lock = ((lock >> 32) & 0xFFFFFFFF, lock & 0xFFFFFFFF)  # pg_locks' classid and objid of it
         start.wait()
         while any(writer.is_alive() for writer in writers):
             waited = waited or bool(
-                watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[
-                    0
-                ]
+                watcher.execute(  # the host's load lock, not the partition functions' own
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                    "AND classid::bigint = %s AND objid::bigint = %s",
+                    load_lock,
+                ).fetchone()[0]
             )
             time.sleep(0.002)
     for writer in writers:

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from tests.e2e.dag_runner import load_dag, write_document
+from tests.support.documents import newest_session
 from tools.synthetic import generate_document
 from veeam_efficiency import pipeline, storage
 from veeam_efficiency.settings import AnalysisSettings
@@ -119,7 +120,7 @@ def test_transient_collector_failure_succeeds_on_retry(monkeypatch, results_db, 
 
 def test_contract_error_fails_at_once_without_retry(monkeypatch, results_db, tmp_path):
     broken = sample(seed=22)
-    del broken["sessions"][5]["job_id"]  # valid JSON, broken contract
+    del newest_session(broken)["job_id"]  # valid JSON, broken contract
     document = write_document(tmp_path, "vbr01", broken)
     pwsh = install_pwsh(tmp_path / "bin", "replay", document)
     dag = load_dag()

@@ -80,3 +80,9 @@ def document(
 def document_text(sessions: list[dict[str, Any]] | None = None, *, ensure_ascii: bool = False, **overrides: Any) -> str:
     """:func:`document` as the JSON text a collector prints (``ensure_ascii``: non-ASCII as ``\\u`` escapes)."""
     return json.dumps(document(sessions, **overrides), ensure_ascii=ensure_ascii)
+
+
+def newest_session(document: dict[str, Any]) -> dict[str, Any]:
+    """The document's most recent session: inside any window a run asks for (collectors answer with
+    the asked window only), so a test that breaks it breaks what the run reads."""
+    return max(document["sessions"], key=lambda record: record["creation_time"])
