@@ -513,6 +513,9 @@ def main() -> int:
         "--only", default=",".join(DEFAULT_SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
+    parser.add_argument(
+        "--steady-size", default=None, help="SESSIONS,JOBS of the steady-state section (default 1000000,10000)"
+    )
     args = parser.parse_args()
     only = [part.strip() for part in args.only.split(",") if part.strip()]
     unknown = set(only) - set(SECTIONS)
@@ -538,7 +541,10 @@ def main() -> int:
             results["view"] = run_view(QUICK["view"] if args.quick else VIEW_SIZE, docs, home)
         if "steady" in only:
             try:
-                results["steady"] = steady_state.run(*(QUICK["steady"] if args.quick else STEADY_SIZE), docs, home)
+                size = tuple(map(int, args.steady_size.split(","))) if args.steady_size else None
+                results["steady"] = steady_state.run(
+                    *(size or (QUICK["steady"] if args.quick else STEADY_SIZE)), docs, home
+                )
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 results["steady"] = {"error": str(exc)[-3000:]}
         if "celery" in only:

@@ -4,7 +4,8 @@ One seeded document holds the server's sessions over the 31 days before WINDOW_E
 (window ending WINDOW_END - 1 day) is loaded once by ``dag.test`` into a results database,
 which is then copied (``CREATE DATABASE ... TEMPLATE``), so both runs of day D+1 start from the
 same state: one with ``collection_mode`` ``incremental`` (the default), one ``full`` (what
-every daily run did before). Each run is a fresh ``dag.test`` interpreter (bench.e2e_worker).
+every daily run did before). Each run is a fresh ``dag.test`` interpreter (bench.e2e_worker),
+with XComs in object storage as the README sets up large servers.
 The replay file answers as the script would: the asked window's sessions, recorded an hour
 after the run's day ended. Measured: wall time and tasks, sessions the server was asked for
 (``feature3.collection_log``), and history rows written (new or changed: a row left alone
@@ -52,7 +53,12 @@ def _recorded_at(source: Path, target: Path, day_end: Any) -> None:
 
 
 def _airflow_env(home: str, meta_dsn: str, results_dsn: str, replay: Path) -> dict[str, str]:
+    """A deployment for large servers: XComs in object storage (a 1M-session document is more than
+    PostgreSQL's 255 MB ``jsonb`` limit of the default XCom table)."""
+    from bench.xcom_payload import xcom_env
+
     return {
+        **xcom_env(Path(home)),
         "AIRFLOW_HOME": home,
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
@@ -165,7 +171,8 @@ def report(steady: dict[str, Any]) -> tuple[list[str], list[str]]:
     lines = [
         f"{steady['sessions']:,} sessions / {steady['jobs']:,} jobs in the 30-day window; day D loaded "
         f"first ({steady['first_day']['wall_s']:.1f} s), then day D+1 from that same state, once per mode. "
-        "Each run a fresh `dag.test` interpreter (bench/steady_state.py).",
+        "Each run a fresh `dag.test` interpreter, XComs in object storage (gzip, local files) as the README sets "
+        "up large servers (bench/steady_state.py).",
         "",
         "| day D+1 | wall | sessions asked of the server | days asked | history rows written | scorecards |",
         "|---|---:|---:|---:|---:|---:|",
