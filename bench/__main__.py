@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import celery_scale, dag_parse, steady_state
-from bench.common import DAGS, PLUGINS, REPO, SERVER_DSN, drop_database, new_database, run_worker, write_generated
+from bench.common import REPO, SERVER_DSN, dag_test_env, drop_database, new_database, run_worker, write_generated
 
 GIB_KIB = 2**20
 ANALYSIS_SIZES = [(10_000, 100), (100_000, 1_000), (1_000_000, 10_000)]
@@ -115,18 +115,7 @@ def run_e2e(size: tuple[int, int], docs: Path, home: str) -> dict[str, Any]:
     write_generated(replay / "vbr-bench.json", sessions, jobs)
     meta, meta_dsn = new_database("veeam_bench_meta")
     results, results_dsn = new_database()
-    env = {
-        "AIRFLOW_HOME": home,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_dsn.replace("postgresql://", "postgresql+psycopg://"),
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(Path(home) / "logs"),
-        "AIRFLOW_CONN_POSTGRES_DEFAULT": results_dsn,
-        "VEEAM_REPLAY_DIR": str(replay),
-        "VEEAM_COLLECTOR": "replay",  # the product has no default collector: a deployment chooses one
-    }
+    env = dag_test_env(home, meta_dsn, results_dsn, replay)
     try:
         print("e2e: airflow db migrate ...", flush=True)
         start = time.perf_counter()

@@ -45,6 +45,23 @@ def write_generated(path: Path, sessions: int, jobs: int, host: str = HOST) -> P
     return path
 
 
+def dag_test_env(home: str, meta_dsn: str, results_dsn: str, replay: Path) -> dict[str, str]:
+    """The environment of a ``dag.test`` worker: its AIRFLOW_HOME and metadata database, the
+    results database and the replay files it collects."""
+    return {
+        "AIRFLOW_HOME": home,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_dsn.replace("postgresql://", "postgresql+psycopg://"),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(Path(home) / "logs"),
+        "AIRFLOW_CONN_POSTGRES_DEFAULT": results_dsn,
+        "VEEAM_REPLAY_DIR": str(replay),
+        "VEEAM_COLLECTOR": "replay",  # the product has no default collector: a deployment chooses one
+    }
+
+
 def rss_kib() -> int:
     """Current resident set size (VmRSS), KiB."""
     with open("/proc/self/status", encoding="ascii") as status:

@@ -24,7 +24,17 @@ from typing import Any
 
 import msgspec
 
-from bench.common import DAGS, PLUGINS, REPO, SEED, SERVER_DSN, WINDOW_END, drop_database, new_database, run_worker
+from bench.common import (
+    PLUGINS,
+    REPO,
+    SEED,
+    SERVER_DSN,
+    WINDOW_END,
+    dag_test_env,
+    drop_database,
+    new_database,
+    run_worker,
+)
 
 DAY = timedelta(days=1)
 LOOKBACK_DAYS = 30
@@ -57,19 +67,7 @@ def _airflow_env(home: str, meta_dsn: str, results_dsn: str, replay: Path) -> di
     PostgreSQL's 255 MB ``jsonb`` limit of the default XCom table)."""
     from bench.xcom_payload import xcom_env
 
-    return {
-        **xcom_env(Path(home)),
-        "AIRFLOW_HOME": home,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_dsn.replace("postgresql://", "postgresql+psycopg://"),
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(Path(home) / "logs"),
-        "AIRFLOW_CONN_POSTGRES_DEFAULT": results_dsn,
-        "VEEAM_REPLAY_DIR": str(replay),
-        "VEEAM_COLLECTOR": "replay",
-    }
+    return {**xcom_env(Path(home)), **dag_test_env(home, meta_dsn, results_dsn, replay)}
 
 
 def _run(env: dict[str, str], day_end: Any, conf: dict[str, Any]) -> dict[str, Any]:
