@@ -34,8 +34,7 @@ def history_rows(doc: Path) -> tuple[Any, str, date]:
     validated = pipeline.validate(
         doc.read_text(encoding="utf-8-sig"), AnalysisWindow(WINDOW_START, WINDOW_END), settings
     )
-    optimized = pipeline.optimize(pipeline.analyze(validated, settings), settings)
-    history = pipeline.history_table(validated, optimized)
+    history = pipeline.history_table(validated, pipeline.analyze(validated, settings))
     return history, validated["vbr_host"], date.fromisoformat(validated["analysis_date"])
 
 

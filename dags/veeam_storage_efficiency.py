@@ -152,16 +152,19 @@ def veeam_storage_efficiency() -> None:
             with one_collection_at_a_time(target, collection) as conn:
                 return collect_window(target, collection, _window(params, data_interval_end), conn)
 
-    @task(retries=0, **LARGE_RESULT)
+    @task(**LARGE_RESULT)
     def validate(
         collected: dict[str, Any], params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> dict[str, Any]:
-        """Check the collector contract and keep the window's sessions, each with why it can't be scored."""
+        """Check the collector contract and keep the window's sessions (the stored rest read from the history),
+        each with why it can't be scored."""
         from veeam_efficiency import pipeline
+        from veeam_efficiency.airflow.history import stored_session_reader
 
-        with fail_or_retry():
-            _, settings = _settings(params)
-            return pipeline.validate(collected, _window(params, data_interval_end), settings)
+        with fail_or_retry():  # a broken document fails at once; the history's read is retried
+            collection, settings = _settings(params)
+            with stored_session_reader(collection.postgres_conn_id) as read_stored:
+                return pipeline.validate(collected, _window(params, data_interval_end), settings, read_stored)
 
     @task(retries=0)
     def sufficient(validated: dict[str, Any]) -> None:
@@ -173,13 +176,16 @@ def veeam_storage_efficiency() -> None:
         if not has_qualifying_jobs(validated):
             raise AirflowSkipException("no job has enough scorable sessions in the window")
 
-    @task(retries=0, **LARGE_RESULT)  # deterministic: a retry would fail the same way
+    @task(**LARGE_RESULT)
     def analyze(validated: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Score each qualifying job: the five component scores, overall, grade, trend, anomalies."""
         from veeam_efficiency import pipeline
+        from veeam_efficiency.airflow.history import stored_session_reader
 
         with fail_or_retry():
-            return pipeline.analyze(validated, _settings(params)[1])
+            collection, settings = _settings(params)
+            with stored_session_reader(collection.postgres_conn_id) as read_stored:
+                return pipeline.analyze(validated, settings, read_stored)
 
     @task(retries=0, **LARGE_RESULT)
     def optimize(analysis: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -192,6 +198,7 @@ def veeam_storage_efficiency() -> None:
     @task(trigger_rule="none_failed", multiple_outputs=False)
     def load(
         validated: dict[str, Any],
+        analysis: dict[str, Any] | None,
         optimized: dict[str, Any] | None,
         params: dict[str, Any] | None = None,
         run_id: str | None = None,
@@ -202,9 +209,10 @@ def veeam_storage_efficiency() -> None:
         from veeam_efficiency import pipeline
 
         with fail_or_retry():
-            collection, _ = _settings(params)
+            collection, settings = _settings(params)
             with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
-                return pipeline.load(conn, validated, optimized, dag_run_id=run_id)
+                scored = pipeline.scored(analysis, optimized)
+                return pipeline.load(conn, validated, scored, dag_run_id=run_id, settings=settings)
 
     @task(outlets=OUTLETS, multiple_outputs=False)
     def announce_loaded(loaded: Any, params: dict[str, Any] | None = None, outlet_events: Any = None) -> list[str]:
@@ -236,7 +244,7 @@ def veeam_storage_efficiency() -> None:
         validated = validate(collect(target))
         analysis = analyze(validated)
         sufficient(validated) >> analysis
-        return load(validated, optimize(analysis))
+        return load(validated, analysis, optimize(analysis))
 
     hosts = list_vbr_hosts()
     scored = score_vbr_host.expand(target=hosts)

@@ -18,7 +18,15 @@ import pandas as pd
 from psycopg import sql
 
 from veeam_efficiency.collection_plan import Collected
-from veeam_efficiency.tables import COLLECTION_LOG, HISTORY, SCHEMA, SESSION_RECORD
+from veeam_efficiency.tables import COLLECTION_LOG, HISTORY, HISTORY_TABLE, SCHEMA, SESSION_RECORD, Column
+
+# What a run derives and stores beside a session's record: factors, exclusion, anomaly verdict
+# (the history's columns but the record, the key and the provenance)
+RESULT_COLUMNS: tuple[Column, ...] = tuple(
+    column
+    for column in HISTORY_TABLE.columns
+    if column.name not in {*SESSION_RECORD.names, *HISTORY_TABLE.key, *HISTORY_TABLE.provenance}
+)
 
 
 def collected_intervals(
@@ -65,21 +73,23 @@ def stored_counts(conn: Any, vbr_host: str, intervals: Sequence[tuple[datetime, 
     return [int(count) for count in row]
 
 
-def stored_sessions(conn: Any, vbr_host: str, start: datetime, end: datetime) -> pd.DataFrame:
+def stored_sessions(conn: Any, vbr_host: str, start: datetime, end: datetime, *, results: bool = False) -> pd.DataFrame:
     """The host's stored sessions created in ``[start, end)``, in the contract's session columns and types.
 
-    Read with ``COPY ... TO STDOUT (FORMAT csv)`` and parsed by pandas in C (a million rows
-    in a few seconds; a cursor would build a Python tuple per row). Times travel as epoch
-    microseconds and a nullable text with an explicit null flag, so no value can be taken
-    for a null marker.
+    ``results``: with the :data:`RESULT_COLUMNS` as stored too. Read with ``COPY ... TO
+    STDOUT (FORMAT csv)`` and parsed by pandas in C (a million rows in a few seconds; a
+    cursor would build a Python tuple per row). Times travel as epoch microseconds, a
+    nullable value with an explicit null flag (no value can be taken for a null marker), and
+    floats in PostgreSQL's shortest exact text, parsed back exactly.
     """
+    columns = (*SESSION_RECORD.columns, *(RESULT_COLUMNS if results else ()))
     selected: list[tuple[sql.Composable, str]] = []
-    for column in SESSION_RECORD.columns:
+    for column in columns:
         ident = sql.Identifier(column.name)
         if column.kind == "time":
             selected.append((sql.SQL("(extract(epoch FROM {c}) * 1000000)::bigint").format(c=ident), column.name))
-        elif column.kind == "text" and column.nullable:
-            selected.append((sql.SQL("coalesce({c}, '')").format(c=ident), column.name))
+        elif column.kind in ("text", "bool") and column.nullable:
+            selected.append((sql.SQL("coalesce({c}::text, '')").format(c=ident), column.name))
             selected.append((sql.SQL("{c} IS NULL").format(c=ident), f"{column.name}__null"))
         else:
             selected.append((ident, column.name))
@@ -101,9 +111,17 @@ def stored_sessions(conn: Any, vbr_host: str, start: datetime, end: datetime) ->
                 buffer.write(block)
         conn.commit()
     buffer.seek(0)
-    dtypes = {name: str for name in names}
-    raw = pd.read_csv(buffer, header=None, names=names, dtype=dtypes, keep_default_na=False, na_filter=False)
-    return _typed(raw)
+    floats = [column.name for column in columns if column.kind == "float"]
+    raw = pd.read_csv(
+        buffer,
+        header=None,
+        names=names,
+        dtype={name: float if name in floats else str for name in names},
+        keep_default_na=False,
+        na_values={name: [""] for name in floats},  # an empty field is NULL for a float, text for the rest
+        float_precision="round_trip",
+    )
+    return _typed(raw, columns)
 
 
 def _exists(conn: Any, table: str) -> bool:
@@ -114,19 +132,22 @@ def _exists(conn: Any, table: str) -> bool:
     return found
 
 
-def _typed(raw: pd.DataFrame) -> pd.DataFrame:
+def _typed(raw: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
     frame = pd.DataFrame(index=raw.index)
-    for column in SESSION_RECORD.columns:
+    for column in columns:
         values = raw[column.name]
         if column.kind == "time":
             micros = pd.to_numeric(values.replace("", None), errors="raise").astype("Int64")
             frame[column.name] = pd.to_datetime(micros, unit="us", utc=True)
         elif column.kind == "int":
             frame[column.name] = values.astype(np.int64)
-        elif column.kind == "bool":
+        elif column.kind == "float":
+            frame[column.name] = values.astype(float)
+        elif column.kind == "bool" and not column.nullable:
             frame[column.name] = values.to_numpy() == "t"
-        elif column.nullable:
-            frame[column.name] = values.astype(object).where(raw[f"{column.name}__null"] != "t", None)
+        elif column.nullable:  # text, or a bool that may be unknown: True/False/None objects
+            typed = values.map({"true": True, "false": False}) if column.kind == "bool" else values.astype(object)
+            frame[column.name] = typed.astype(object).where(raw[f"{column.name}__null"] != "t", None)
         else:
             frame[column.name] = values.astype(object)
     return frame

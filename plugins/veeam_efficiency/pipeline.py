@@ -3,12 +3,19 @@
 Every function takes and returns what travels through XCom: small JSON (the session
 table as columns, scorecards as records). The DAG file only adds Airflow: hooks,
 context, and the mapping of errors to retry or fail.
+
+The window's sessions that the history already holds do not travel through XCom: the
+validated payload carries the sessions the server reported, and each step that needs the
+whole window reads the stored rest again (:func:`window_frame`). A daily incremental run
+then moves a day or two of sessions between its tasks, not the month.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -18,14 +25,16 @@ from veeam_efficiency.collection_plan import merge_stored
 from veeam_efficiency.columnar import parse_document_columns
 from veeam_efficiency.context_scores import add_context, job_settings_frame
 from veeam_efficiency.contract import ContractError
+from veeam_efficiency.history_reads import RESULT_COLUMNS, stored_sessions
 from veeam_efficiency.job_settings import job_settings_records
 from veeam_efficiency.optimization import add_optimization_potential
 from veeam_efficiency.scorecards import score_window
-from veeam_efficiency.sessions import job_sufficiency, sessions_frame, window_sessions
+from veeam_efficiency.sessions import job_sufficiency, sessions_frame, window_sessions, window_table
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.storage import TOO_FEW_SESSIONS, write_run
 from veeam_efficiency.tables import (
     COLLECTION_LOG_TABLE,
+    HISTORY_TABLE,
     JOB_SETTINGS_TABLE,
     SCORECARD_TABLE,
     SESSION_ANOMALIES,
@@ -35,6 +44,9 @@ from veeam_efficiency.tables import (
 from veeam_efficiency.window import AnalysisWindow
 
 log = logging.getLogger(__name__)
+
+# The stored sessions of a VBR host created in [start, end): history_reads.stored_sessions on a connection
+ReadStored = Callable[[str, datetime, datetime], pd.DataFrame]
 
 SESSION_KINDS: dict[str, str] = dict(WINDOW_SESSIONS.kinds)
 RECORD_KINDS: dict[str, str] = dict(SESSION_RECORD.kinds)
@@ -47,24 +59,36 @@ JOB_SETTINGS_KINDS: dict[str, str] = {
 }
 
 
-def validate(collected: str | dict[str, Any], window: AnalysisWindow, settings: AnalysisSettings) -> dict[str, Any]:
+def validate(
+    collected: str | dict[str, Any],
+    window: AnalysisWindow,
+    settings: AnalysisSettings,
+    read_stored: ReadStored | None = None,
+) -> dict[str, Any]:
     """Check the contract, keep the window, and say which jobs have enough sessions for a scorecard.
 
     ``collected`` is what ``collect`` returns (:func:`veeam_efficiency.airflow.collect.collect_window`:
-    the server's documents, one per interval asked, and the stored sessions of the window), or
-    one collector document. Raises :class:`~veeam_efficiency.contract.ContractError` on a
-    broken document.
+    the server's documents, one per interval asked), or one collector document. A collection
+    of every job (``logged``) is completed with the window's stored sessions the server did
+    not report (``read_stored``: not asked for, or purged by VBR); those stay out of the
+    result, whose ``stored_window`` says the steps after must read them (:func:`window_frame`).
+    Raises :class:`~veeam_efficiency.contract.ContractError` on a broken document.
     """
     if isinstance(collected, str):
-        collected = {"documents": [collected], "asked": [], "logged": False, "stored_sessions": None}
+        collected = {"documents": [collected], "asked": [], "logged": False}
     documents = [parse_document_columns(raw) for raw in collected["documents"]]
     answers = [sessions_frame(document["sessions"]) for document in documents]
-    frame, from_history = _with_stored(answers, collected.get("stored_sessions"))
     hosts = sorted({document["vbr_host"] for document in documents})
     if len(hosts) > 1:
         raise ContractError(f"field 'vbr_host': one collection answered as {hosts}; expected one VBR server")
+    reported = answers[0] if len(answers) == 1 else pd.concat(answers, ignore_index=True)
+    frame = reported
+    if collected.get("logged"):
+        if read_stored is None:
+            raise ValueError("a collection of every job is completed from the session history: pass read_stored")
+        frame = merge_stored(reported, read_stored(hosts[0], window.start, window.end))
     sessions = window_sessions(
-        documents[-1], window.start, window.end, settings, frame=frame, from_history=from_history
+        documents[-1], window.start, window.end, settings, frame=frame, from_history=len(frame) - len(reported)
     )
     jobs = job_sufficiency(sessions.scorable, sessions.frame, settings.min_sessions)
     for job in jobs[~jobs["qualifies"]].itertuples():  # one log line per job, not per session
@@ -87,6 +111,9 @@ def validate(collected: str | dict[str, Any], window: AnalysisWindow, settings: 
         sessions.duplicates_dropped,
         sessions.excluded,
     )
+    from_server = sessions.frame
+    if sessions.sessions_from_history:
+        from_server = from_server[from_server["session_id"].isin(reported["session_id"])]
     return {
         "vbr_host": sessions.vbr_host,
         "vbr_version": sessions.vbr_version,
@@ -96,6 +123,7 @@ def validate(collected: str | dict[str, Any], window: AnalysisWindow, settings: 
         "analysis_date": window.analysis_date.isoformat(),
         "sessions_collected": sessions.sessions_collected,
         "sessions_from_history": sessions.sessions_from_history,
+        "sessions_in_window": len(sessions.frame),
         "collection_log": _collection_log(collected, documents, answers),
         "duplicates_dropped": sessions.duplicates_dropped,
         "excluded": sessions.excluded,
@@ -103,18 +131,53 @@ def validate(collected: str | dict[str, Any], window: AnalysisWindow, settings: 
         "insufficient_jobs": jobs.loc[~jobs["qualifies"], ["job_id", "job_name", "found", "needed"]].to_dict(
             orient="records"
         ),
-        "sessions": payload.to_columns(sessions.frame, SESSION_KINDS),
+        # the window's sessions the server reported; with stored_window, the rest is read from the history
+        "sessions": payload.to_columns(from_server, SESSION_KINDS),
+        "stored_window": bool(sessions.sessions_from_history),
         "job_settings": job_settings_records(documents[-1]),  # None: a v1 document, settings unknown
     }
 
 
-def _with_stored(answers: list[pd.DataFrame], stored: dict[str, list[Any]] | None) -> tuple[pd.DataFrame, int]:
-    """The server's answers in one table, and the stored sessions they leave out (how many of them)."""
-    frame = answers[0] if len(answers) == 1 else pd.concat(answers, ignore_index=True)
-    if stored is None:
-        return frame, 0
-    merged = merge_stored(frame, payload.from_columns(stored, RECORD_KINDS))
-    return merged, len(merged) - len(frame)
+def stored_rest(validated: dict[str, Any], read_stored: ReadStored | None) -> pd.DataFrame | None:
+    """The window's stored sessions, read again, when :func:`validate` left some in the history (else None)."""
+    if not validated.get("stored_window"):
+        return None
+    if read_stored is None:
+        raise ValueError(
+            f"{validated['vbr_host']}: {validated['sessions_from_history']} sessions of the window are in the "
+            "session history: pass read_stored"
+        )
+    start, end = datetime.fromisoformat(validated["window_start"]), datetime.fromisoformat(validated["window_end"])
+    return read_stored(validated["vbr_host"], start, end)
+
+
+def window_frame(
+    validated: dict[str, Any], settings: AnalysisSettings | None = None, stored: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The window's sessions as :func:`validate` saw them: those the server reported, and the stored rest.
+
+    ``stored`` (:func:`stored_rest`) gets its factors and exclusion reasons from ``settings``,
+    the run's. Both are needed only when ``validated`` left sessions in the history.
+    """
+    reported = payload.from_columns(validated["sessions"], SESSION_KINDS)
+    if not validated.get("stored_window"):
+        return reported
+    if stored is None or settings is None:
+        raise ValueError(
+            f"{validated['vbr_host']}: {validated['sessions_from_history']} sessions of the window are in the "
+            "session history: pass them (stored_rest) and the run's settings"
+        )
+    start, end = datetime.fromisoformat(validated["window_start"]), datetime.fromisoformat(validated["window_end"])
+    frame, _ = window_table(merge_stored(reported[list(RECORD_KINDS)], stored), start, end, settings)
+    if len(frame) != validated["sessions_in_window"]:
+        log.warning(
+            "%s: the history changed since validate (another run loaded this server): %d sessions in the window "
+            "now, %d then; scoring what is stored now",
+            validated["vbr_host"],
+            len(frame),
+            validated["sessions_in_window"],
+        )
+    return frame
 
 
 def _collection_log(collected: dict[str, Any], documents: list[Any], answers: list[pd.DataFrame]) -> list[Any]:
@@ -155,14 +218,17 @@ def has_qualifying_jobs(validated: dict[str, Any]) -> bool:
     return False
 
 
-def analyze(validated: dict[str, Any], settings: AnalysisSettings) -> dict[str, Any]:
+def analyze(
+    validated: dict[str, Any], settings: AnalysisSettings, read_stored: ReadStored | None = None
+) -> dict[str, Any]:
     """Score the qualifying jobs; return scorecards and each scored session's anomaly verdict.
 
     Each job is also graded in context (expected factors, recommendations, change point):
     with the job settings of a contract v2 document (``validated["job_settings"]``), else
-    as for v1 (every setting unknown).
+    as for v1 (every setting unknown). ``read_stored`` reads the window's stored rest
+    (:func:`stored_rest`).
     """
-    sessions = payload.from_columns(validated["sessions"], SESSION_KINDS)
+    sessions = window_frame(validated, settings, stored_rest(validated, read_stored))
     result = score_window(
         sessions,
         validated["qualifying_job_ids"],
@@ -183,17 +249,38 @@ def analyze(validated: dict[str, Any], settings: AnalysisSettings) -> dict[str, 
 
 
 def optimize(analysis: dict[str, Any], settings: AnalysisSettings) -> dict[str, Any]:
-    """Add the storage and money each job wastes against the target factors."""
+    """Add the storage and money each job wastes against the target factors.
+
+    Returns the scorecards only: the sessions' anomaly verdicts stay in ``analysis`` (one
+    per session of the window; :func:`scored` joins the two for :func:`load`).
+    """
     cards = payload.from_records(analysis["scorecards"], SCORECARD_KINDS)
     costed = add_optimization_potential(cards, settings)
-    return {**analysis, "scorecards": payload.to_records(costed, SCORECARD_KINDS)}
+    return {
+        "vbr_host": analysis["vbr_host"],
+        "analysis_date": analysis["analysis_date"],
+        "scorecards": payload.to_records(costed, SCORECARD_KINDS),
+    }
 
 
-def history_table(validated: dict[str, Any], optimized: dict[str, Any] | None) -> pd.DataFrame:
-    """Every session of the window with its anomaly verdict (none when the analysis was skipped)."""
-    sessions = payload.from_columns(validated["sessions"], SESSION_KINDS)
-    if optimized is not None:
-        anomalies = payload.from_columns(optimized["session_anomalies"], ANOMALY_KINDS)
+def scored(analysis: dict[str, Any] | None, optimized: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What :func:`load` writes of the analysis: its anomaly verdicts and the costed scorecards
+    (``None`` when the analysis was skipped: no job had enough sessions)."""
+    if analysis is None or optimized is None:
+        return None
+    return {**analysis, **optimized}
+
+
+def history_table(
+    validated: dict[str, Any], analysis: dict[str, Any] | None, sessions: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Every session of the window with its anomaly verdict from ``analysis`` (none when it was skipped).
+
+    ``sessions``: the window's (:func:`window_frame`), when ``validated`` does not hold them all.
+    """
+    sessions = window_frame(validated) if sessions is None else sessions
+    if analysis is not None:
+        anomalies = payload.from_columns(analysis["session_anomalies"], ANOMALY_KINDS)
         sessions = sessions.merge(
             anomalies[["session_id", "is_anomaly", "anomaly_score", "anomaly_reason"]],
             on="session_id",
@@ -233,14 +320,26 @@ def collection_log_table(validated: dict[str, Any], dag_run_id: str | None) -> p
 
 
 def load(
-    conn: Any, validated: dict[str, Any], optimized: dict[str, Any] | None, dag_run_id: str | None = None
+    conn: Any,
+    validated: dict[str, Any],
+    analysis: dict[str, Any] | None,
+    dag_run_id: str | None = None,
+    settings: AnalysisSettings | None = None,
 ) -> dict[str, Any]:
     """Write the history, the scorecards and the job settings of one host and day in one transaction.
 
-    Each scorecard records ``dag_run_id``, the Airflow run that wrote it (the view links to it).
+    ``analysis``: its anomaly verdicts with the costed scorecards (:func:`scored`), or
+    ``None`` when it was skipped. Each scorecard records ``dag_run_id``, the Airflow run that wrote it (the
+    view links to it). The window's stored sessions are read on ``conn`` (``settings``: the
+    run's; see :func:`window_frame`); only rows that changed are written.
     """
-    history = history_table(validated, optimized)
-    records = optimized["scorecards"] if optimized is not None else []
+    stored = stored_rest(validated, partial(stored_sessions, conn, results=True))
+    history = history_table(validated, analysis, window_frame(validated, settings, stored))
+    if stored is not None:
+        window = len(history)
+        history = _new_or_changed(history, stored, validated["sessions"]["session_id"])
+        log.info("%s: %d of the window's %d sessions new or changed", validated["vbr_host"], len(history), window)
+    records = analysis["scorecards"] if analysis is not None else []
     scorecards = payload.from_records(records, SCORECARD_KINDS).assign(dag_run_id=dag_run_id)
     counts = write_run(
         conn,
@@ -254,3 +353,26 @@ def load(
     )
     log.info("%s %s: wrote %s", validated["vbr_host"], validated["analysis_date"], counts)
     return {"vbr_host": validated["vbr_host"], "analysis_date": validated["analysis_date"], **counts}
+
+
+def _new_or_changed(history: pd.DataFrame, stored: pd.DataFrame, reported: list[str]) -> pd.DataFrame:
+    """The history rows worth sending: the server's, and stored ones whose results changed.
+
+    A stored session the server did not report has its record from the history itself, so
+    only its :data:`~veeam_efficiency.history_reads.RESULT_COLUMNS` can differ (compared as
+    ``write_run`` does: of a drifting one, only whether it is null). Leaving the rest out
+    spares a daily run staging the month for the database to find it unchanged;
+    ``write_run`` still compares what is sent.
+    """
+    before = stored.drop_duplicates("session_id").set_index("session_id")
+    if before.empty:
+        return history
+    at = before.index.get_indexer(history["session_id"])
+    send = (at < 0) | history["session_id"].isin(reported).to_numpy()
+    for column in RESULT_COLUMNS:
+        now, then = history[column.name], before[column.name].take(at).set_axis(history.index)
+        if column.name in HISTORY_TABLE.drifting:
+            send |= (now.isna() != then.isna()).to_numpy()
+        else:
+            send |= ~((now == then) | (now.isna() & then.isna())).to_numpy()
+    return history[send]

@@ -98,16 +98,7 @@ def window_sessions(
     """
     frame = sessions_frame(document["sessions"]) if frame is None else frame
     collected = len(frame) - from_history
-    start, end = pd.Timestamp(window_start), pd.Timestamp(window_end)
-    created = frame["creation_time"]
-    kept = np.flatnonzero(((created >= start) & (created < end)).to_numpy())
-    session_ids = frame["session_id"].to_numpy()[kept]
-    duplicated = pd.Series(session_ids, dtype=object).duplicated(keep="first").to_numpy()
-    kept, session_ids = kept[~duplicated], session_ids[~duplicated]
-    kept = kept[chronological_order(_ticks(created)[kept], session_ids)]
-    frame = frame.take(kept).reset_index(drop=True)
-    frame = add_factors(frame)
-    frame["excluded_reason"] = exclusion_reasons(frame, settings)
+    frame, duplicates = window_table(frame, window_start, window_end, settings)
     counts = frame["excluded_reason"].value_counts()
     excluded = {reason: int(counts.get(reason, 0)) for reason in EXCLUSION_REASONS}
     return WindowSessions(
@@ -119,9 +110,27 @@ def window_sessions(
         frame=frame,
         sessions_collected=collected,
         sessions_from_history=from_history,
-        duplicates_dropped=int(duplicated.sum()),
+        duplicates_dropped=duplicates,
         excluded=excluded,
     )
+
+
+def window_table(
+    frame: pd.DataFrame, window_start: datetime, window_end: datetime, settings: AnalysisSettings
+) -> tuple[pd.DataFrame, int]:
+    """The sessions of ``frame`` created in ``[window_start, window_end)``, each once (the first
+    of a repeated ``session_id``), in chronological order, with factors and the reason each
+    cannot be scored; and how many repeats were dropped."""
+    start, end = pd.Timestamp(window_start), pd.Timestamp(window_end)
+    created = frame["creation_time"]
+    kept = np.flatnonzero(((created >= start) & (created < end)).to_numpy())
+    session_ids = frame["session_id"].to_numpy()[kept]
+    duplicated = pd.Series(session_ids, dtype=object).duplicated(keep="first").to_numpy()
+    kept, session_ids = kept[~duplicated], session_ids[~duplicated]
+    kept = kept[chronological_order(_ticks(created)[kept], session_ids)]
+    table = add_factors(frame.take(kept).reset_index(drop=True))
+    table["excluded_reason"] = exclusion_reasons(table, settings)
+    return table, int(duplicated.sum())
 
 
 def _ticks(times: pd.Series) -> np.ndarray:

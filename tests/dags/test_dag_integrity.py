@@ -40,7 +40,11 @@ def test_dag_shape(dag):
     assert dag.task_dict["score_vbr_host.sufficient"].downstream_task_ids == {"score_vbr_host.analyze"}
     assert not any(type(task).__name__.startswith("_Branch") for task in dag.tasks)
     assert dag.task_dict["score_vbr_host.load"].trigger_rule == "none_failed"
-    assert dag.task_dict["score_vbr_host.analyze"].downstream_task_ids == {"score_vbr_host.optimize"}
+    # the anomaly verdicts go from analyze to load; optimize hands on the costed scorecards only
+    assert dag.task_dict["score_vbr_host.analyze"].downstream_task_ids == {
+        "score_vbr_host.optimize",
+        "score_vbr_host.load",
+    }
     assert dag.task_dict["score_vbr_host.optimize"].downstream_task_ids == {"score_vbr_host.load"}
     assert dag.task_dict["score_vbr_host.load"].downstream_task_ids == {"alert_degraded_jobs", "announce_loaded"}
 
@@ -60,10 +64,12 @@ def test_one_task_announces_the_loads_and_collections_run_in_the_pool(dag):
 
 
 def test_io_tasks_retry_and_deterministic_tasks_do_not(dag):
-    for task_id in ("score_vbr_host.collect", "score_vbr_host.load", "ensure_results_schema"):
+    # validate and analyze read the window's stored sessions from the results database
+    io_tasks = ("collect", "validate", "analyze", "load")
+    for task_id in ("ensure_results_schema", *(f"score_vbr_host.{name}" for name in io_tasks)):
         task = dag.task_dict[task_id]
         assert task.retries == 3 and task.retry_exponential_backoff, task_id
-    for task_id in ("score_vbr_host.validate", "score_vbr_host.analyze", "score_vbr_host.optimize"):
+    for task_id in ("score_vbr_host.sufficient", "score_vbr_host.optimize"):
         assert dag.task_dict[task_id].retries == 0, task_id
 
 

@@ -64,18 +64,19 @@ def test_the_next_day_asks_only_for_the_new_day_and_scores_like_a_full_run(
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "asking the server for 2026-11-20T00:00:00+00:00..2026-11-21T00:00:00+00:00 (incremental mode)" in (
-        second.stdout + second.stderr
-    )
-    new_day = _count(_server(), D, D + DAY)
+    output = second.stdout + second.stderr
+    assert "asking the server for 2026-11-20T00:00:00+00:00..2026-11-21T00:00:00+00:00 (incremental mode)" in output
+    new_day, window = _count(_server(), D, D + DAY), _count(_server(), D + DAY - 35 * DAY, D + DAY)
     assert new_day > 0
+    # validate hands on the new day's sessions; the rest of the window is read from the history again
+    assert f"{new_day} sessions collected, {window - new_day} more from the history" in output
     assert _log(results_db)[1:] == [(D, D + DAY, True, new_day)]  # asked for the new day only
     assert fetch(
         results_db,
         "SELECT sessions_in_window FROM feature3.metrics_storage_efficiency WHERE scope = 'host' "
         "AND analysis_date = %s",
         D.date(),
-    ) == [(_count(_server(), D + DAY - 35 * DAY, D + DAY),)]
+    ) == [(window,)]
 
     fresh = tmp_path / "fresh"  # a new results database: a full collection of D+1 from the unpurged server
     write_document(fresh, "vbr01", _server())

@@ -36,7 +36,8 @@ def _payloads(host: str, sessions: int, jobs: int, lookback_days: int, seed: int
         window_start=datetime(2026, 8, 29, tzinfo=UTC), window_end=RUN_END,
     )  # fmt: skip
     validated = pipeline.validate(json.dumps(document), analysis_window(RUN_END, lookback_days), settings)
-    return validated, pipeline.optimize(pipeline.analyze(validated, settings), settings)
+    analysis = pipeline.analyze(validated, settings)
+    return validated, pipeline.scored(analysis, pipeline.optimize(analysis, settings))
 
 
 @pytest.fixture(scope="module")

@@ -172,7 +172,7 @@ def _run_pipeline(text: str, analysis: AnalysisSettings) -> tuple[dict[str, Any]
         return validated, None
     analyzed = pipeline.analyze(validated, analysis)
     _strict_json(analyzed)
-    return validated, pipeline.optimize(analyzed, analysis)
+    return validated, pipeline.scored(analyzed, pipeline.optimize(analyzed, analysis))
 
 
 def _check_validated(validated: dict[str, Any], parsed: dict[str, Any]) -> None:

@@ -92,7 +92,7 @@ def run(
         return validated, None
     analyzed = pipeline.analyze(validated, settings)
     json.dumps(analyzed, allow_nan=False)
-    optimized = pipeline.optimize(analyzed, settings)
+    optimized = pipeline.scored(analyzed, pipeline.optimize(analyzed, settings))
     json.dumps(optimized, allow_nan=False)
     return validated, optimized
 

@@ -34,7 +34,8 @@ def frames() -> tuple[Any, Any]:
     )  # fmt: skip
     settings = AnalysisSettings()
     validated = pipeline.validate(json.dumps(document), analysis_window(RUN_DATE, 30), settings)
-    optimized = pipeline.optimize(pipeline.analyze(validated, settings), settings)
+    analysis = pipeline.analyze(validated, settings)
+    optimized = pipeline.scored(analysis, pipeline.optimize(analysis, settings))
     return pipeline.history_table(validated, optimized), payload.from_records(
         optimized["scorecards"], storage.SCORECARD_COLUMNS
     )

@@ -22,7 +22,7 @@ def test_large_xcoms_go_to_object_storage_and_the_metadata_db_keeps_references(t
     assert figures["dags_test_returncode"] == 0, figures["dags_test_tail"]
     assert set(figures["task_states"].values()) == {"success"}, figures["task_states"]
     assert figures["history_rows"] > 9_500  # every in-window session loaded (a few duplicates dropped)
-    # the raw document, the validated sessions and the anomaly verdicts (twice: analyze, optimize)
+    # the raw document, the validated sessions, the anomaly verdicts (analyze), the costed scorecards (optimize)
     # are objects under the path, each written once: no task also pushes its dict key by key
     written = sorted(Path(name).parent.name for name in figures["objects"])
     assert written == [f"score_vbr_host.{task}" for task in ("analyze", "collect", "optimize", "validate")], written

@@ -370,6 +370,16 @@ def test_stored_sessions_read_back_exactly_as_the_contract_sent_them(conn: psyco
     assert stored["session_id"].tolist() == [f"s-{i:06d}" for i in range(10, 300)]  # half-open, to the microsecond
     pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
     assert stored["object_name"].iloc[[4, 5]].tolist() == [None, "\\N"]  # session 15: the text, not a null marker
+    # with what the runs derived (load compares it): every float back exactly, nulls as nulls
+    from veeam_efficiency.history_reads import RESULT_COLUMNS
+
+    results = [column.name for column in RESULT_COLUMNS]
+    full = stored_sessions(conn, HOST, start, end, results=True).sort_values("session_id", ignore_index=True)
+    pd.testing.assert_frame_equal(full[list(SESSION_RECORD.names)], stored)
+    wanted = history[(created >= start) & (created < end)][results].reset_index(drop=True)
+    wanted["excluded_reason"] = wanted["excluded_reason"].astype(object)
+    pd.testing.assert_frame_equal(full[results], wanted, check_dtype=False, check_exact=True)
+    assert np.signbit(full["compression_ratio"]).any() and np.isinf(full["compression_ratio"]).any()
     assert stored_sessions(conn, "nobody", start, end).empty
     # what the check of the collection log counts: one scan, each interval half-open
     intervals = [(start, end), (T0, T0 + timedelta(minutes=1)), (T0 - timedelta(days=1), T0)]

@@ -56,7 +56,8 @@ def seed(dsn: str, days: int = 3) -> dict[str, list[str]]:
             window = analysis_window(end, settings.lookback_days)
             for host, document in sample_documents().items():
                 validated = pipeline.validate(document, window, settings)
-                optimized = pipeline.optimize(pipeline.analyze(validated, settings), settings)
+                analysis = pipeline.analyze(validated, settings)
+                optimized = pipeline.scored(analysis, pipeline.optimize(analysis, settings))
                 pipeline.load(conn, validated, optimized, dag_run_id=run_id(day))
                 scored[host] = sorted({card["job_name"] for card in optimized["scorecards"] if card["scope"] == "job"})
     return scored

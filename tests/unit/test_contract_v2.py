@@ -40,7 +40,8 @@ def as_v1(document: dict[str, Any]) -> dict[str, Any]:
 def run_pipeline(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     settings = AnalysisSettings(min_sessions=10)
     validated = pipeline.validate(json.dumps(document), WINDOW, settings)
-    return validated, pipeline.optimize(pipeline.analyze(validated, settings), settings)
+    analysis = pipeline.analyze(validated, settings)
+    return validated, pipeline.optimize(analysis, settings)
 
 
 def test_v1_gives_the_same_scorecards_as_v2_and_no_settings(v2_document: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 ``notifiers`` (the notifiers and alert delivery), ``assets`` (the results tables as
 asset events), ``collect`` (picks the collector and builds the SSH hook), ``ssh_collector``
-(the collector over an ``SSHHook``) and ``errors`` (domain errors to retry or fail, in one
+(the collector over an ``SSHHook``), ``history`` (the stored sessions the
+steps after ``collect`` read) and ``errors`` (domain errors to retry or fail, in one
 place). The rest of ``veeam_efficiency`` never imports Airflow; this package imports it
 and the DAG files import this package.
 """

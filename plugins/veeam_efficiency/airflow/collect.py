@@ -1,7 +1,7 @@
 """Run the chosen collector for one VBR server and return its raw JSON documents (builds the SSH hook).
 
 Incremental collection (:mod:`veeam_efficiency.collection_plan`) asks the server only for
-what the results database lacks, and hands on the stored sessions of the rest of the window.
+what the results database lacks; ``validate`` completes the window from the history.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import msgspec
 
 from veeam_efficiency.settings import CollectionSettings
 from veeam_efficiency.window import AnalysisWindow
@@ -97,25 +95,20 @@ def one_collection_at_a_time(target: dict[str, Any], collection: CollectionSetti
         conn.close()
 
 
-class _Header(msgspec.Struct):
-    vbr_host: object = None
-
-
 def collect_window(
     target: dict[str, Any], collection: CollectionSettings, window: AnalysisWindow, conn: Any
 ) -> dict[str, Any]:
-    """Collect ``window`` for ``target``: what the server is asked for, its documents, and the stored sessions.
+    """Collect ``window`` for ``target``: what the server is asked for, and its documents.
 
     ``conn`` (holding the collection lock) reads the collection log and the session history.
     In ``incremental`` mode without ``job_names`` the server is asked only for the intervals
     :func:`~veeam_efficiency.collection_plan.intervals_to_ask` names; otherwise for the
-    whole window. Without ``job_names`` the window's stored sessions come along: those the
-    server was not asked for, or has purged, count as a full collection's would.
+    whole window. A collection without ``job_names`` is ``logged``: ``validate`` completes it
+    with the window's stored sessions (those the server was not asked for, or has purged,
+    count as a full collection's would).
     """
-    from veeam_efficiency import payload
     from veeam_efficiency.collection_plan import intervals_to_ask, still_stored
-    from veeam_efficiency.history_reads import collected_intervals, stored_counts, stored_sessions
-    from veeam_efficiency.tables import SESSION_RECORD
+    from veeam_efficiency.history_reads import collected_intervals, stored_counts
 
     key = collection_target(target, collection)
     every_job = not collection.job_names
@@ -139,23 +132,9 @@ def collect_window(
         "" if every_job else "; job_names given: in full",
     )
     documents = [collect_document(target, collection, AnalysisWindow(start, end)) for start, end in asked]
-    stored = None
-    if every_job and (host := _document_host(documents[-1])) is not None:
-        stored = stored_sessions(conn, host, window.start, window.end)
-        log.info("%s: %d sessions of the window read from the history", host, len(stored))
     return {
         "collection_target": key,
         "asked": [[start.isoformat(), end.isoformat()] for start, end in asked],
         "logged": every_job,  # a collection of some jobs covers nothing for the others
         "documents": documents,
-        "stored_sessions": None if stored is None else payload.to_columns(stored, dict(SESSION_RECORD.kinds)),
     }
-
-
-def _document_host(document: str) -> str | None:
-    """The document's ``vbr_host``, or None when it has none to read (validation then says why)."""
-    try:
-        host = msgspec.json.decode(document, type=_Header).vbr_host
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    return host if isinstance(host, str) and host else None
