@@ -102,3 +102,12 @@ def test_a_window_left_in_the_history_is_never_scored_without_it(server: dict[st
         pipeline.history_table(validated, None)
     with pytest.raises(ValueError, match=r"pass them \(stored_rest\) and the run's settings"):
         pipeline.window_frame(validated, None, stored)
+
+
+def test_a_session_with_two_verdicts_is_refused(server: dict[str, Any]) -> None:
+    full = pipeline.validate(json.dumps(server), WINDOW, SETTINGS)
+    analysis = pipeline.analyze(full, SETTINGS)
+    assert len(pipeline.history_table(full, analysis)) == full["sessions_in_window"]
+    twice = {name: [*values, values[0]] for name, values in analysis["session_anomalies"].items()}
+    with pytest.raises(ValueError, match="a session_id repeats in the anomaly verdicts"):
+        pipeline.history_table(full, analysis | {"session_anomalies": twice})
