@@ -125,7 +125,7 @@ def test_contract_error_fails_at_once_without_retry(monkeypatch, results_db, tmp
     pwsh = install_pwsh(tmp_path / "bin", "replay", document)
     dag = load_dag()
     shorten_retries(dag)
-    dag.task_dict["score_vbr_host.validate"].retries = 3  # it is AirflowFailException that stops it, not retries=0
+    assert dag.task_dict["score_vbr_host.validate"].retries == 3  # it is AirflowFailException that stops it
 
     result = run(dag, monkeypatch, results_db, {"collector": "local", "pwsh_path": str(pwsh), "vbr_hosts": [HOST]})
 
