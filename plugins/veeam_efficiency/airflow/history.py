@@ -1,8 +1,8 @@
 """The session history as the steps after ``collect`` read it: through the results connection, opened on first use.
 
-A run's validated payload carries only the sessions the server reported; ``validate``,
-``analyze`` and ``load`` each read the window's stored rest from the history
-(:func:`veeam_efficiency.pipeline.window_frame`). A read of the indexed history is cheaper
+A run's validated payload carries only the sessions the server reported; ``validate`` and
+``analyze`` read the window's stored rest through this reader (``load`` on its own
+connection; :func:`veeam_efficiency.pipeline.stored_rest`). A read of the indexed history is cheaper
 than carrying the month through XCom from task to task.
 """
 
