@@ -210,7 +210,8 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
         lines += [
             "## Analysis (window_sessions + job_sufficiency + score_window + add_context + add_optimization_potential)",
             "",
-            "Each size in a fresh interpreter, on a document already parsed by `columnar.parse_document_columns` (as the DAG's validate task does) "
+            "Each size in a fresh interpreter, on a document already parsed by `columnar.parse_document_columns` (as the DAG's validate task does, "
+            "on the ASCII text `collect` hands on: `collectors.ascii_text`; the file's non-ASCII job names are escaped first, timed apart) "
             "(timed apart: it is not part of the 10 s target). *RSS before* is the process after parsing, "
             "holding the parsed document the analysis reads; *analysis peak* is `ru_maxrss` read at the end, "
             "after resetting the peak once parsing was done (`/proc/self/clear_refs` 5); *process peak* "
@@ -257,7 +258,9 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
                 verdict(process < 2 * GIB_KIB, f"same process including parse_document_columns: peak {process / GIB_KIB:.2f} GiB "
                         f"vs 2 GiB ({process / (2 * GIB_KIB):.0%}); parse itself took {big['parse_s']:.1f} s"),
                 verdict(big["parse_s"] <= 3, f"#16 goal: parse_document_columns of 1,000,000 sessions in "
-                        f"{big['parse_s']:.1f} s vs ≤ 3 s"),
+                        f"{big['parse_s']:.2f} s vs ≤ 3 s (on the ASCII text collect hands on; collect's "
+                        f"escaping of the file's non-ASCII names took {big['escape_s']:.1f} s, peak "
+                        f"{mib(big['escape_peak_kib'])} with the bytes read)"),
                 verdict(process <= 1.2 * GIB_KIB, f"#16 goal: parse plus analysis peak {process / GIB_KIB:.2f} GiB vs "
                         f"≤ 1.2 GiB (the document's text alone holds {mib(big['text_kib'])}: "
                         + ("ASCII)" if big["text_ascii"] else "its non-ASCII job names make Python hold the "

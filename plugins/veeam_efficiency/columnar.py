@@ -12,7 +12,7 @@ pydantic, so those are settled on the columns, the pydantic way:
 - times: msgspec rounds digits beyond the microsecond where pydantic truncates them, so
   they are decoded as text, checked by pydantic's own ``AwareDatetime`` and converted
   by pandas, vectorised; within the years 1-9999 once in UTC, or not at all;
-- no NUL in any text: no ``\\u0000`` escape in the chunk (a NUL byte is not JSON);
+- no NUL in any text: looked for once in each distinct text (and every session id);
 - the roll-up ``job_id`` ``*``: looked for among the distinct job ids.
 
 Accepts exactly what ``parse_document`` accepts: whenever anything is wrong or in
@@ -22,9 +22,11 @@ fails with the very same ``ContractError``.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from operator import attrgetter, itemgetter, methodcaller
 from typing import Annotated, Any, Literal
 
@@ -35,6 +37,7 @@ from pydantic import AwareDatetime, ConfigDict, TypeAdapter, ValidationError
 
 from veeam_efficiency.contract import (
     DOCUMENT_ADAPTER,
+    DOCUMENT_FIELDS,
     HOST_ROLLUP_JOB_ID,
     OPTIONAL_SESSION_FIELDS,
     PG_INT_MAX,
@@ -62,7 +65,7 @@ class _Doubt(Exception):
 
 def _fast_type(column: Column) -> Any:
     """``column`` as msgspec checks it: the contract's type (``contract._contract_type``)
-    but for times (text here, see the module docstring) and NUL (checked per chunk)."""
+    but for times (text here, see the module docstring) and NUL (looked for on the columns)."""
     if column.values:  # noqa: PD011 - the registry's allowed values, not pandas
         value: Any = Literal[column.values]  # noqa: PD011
     elif column.kind == "text":
@@ -96,6 +99,13 @@ _REQUIRED = tuple(name for name in SESSION_FIELDS if name not in OPTIONAL_SESSIO
 _REQUIRED_VALUES = itemgetter(*_REQUIRED)
 _OPTIONAL_VALUES = {name: methodcaller("get", name) for name in OPTIONAL_SESSION_FIELDS}  # absent (v1): None
 _SESSIONS_DECODER = msgspec.json.Decoder(list[_SESSION])  # type: ignore[valid-type]
+# the document with each header field raw (pydantic reads them) and each session raw; one pass
+_HEADER = tuple(name for name in DOCUMENT_FIELDS if name != "sessions")
+_TOP = msgspec.defstruct(
+    "FastDocument",
+    [(name, msgspec.Raw | msgspec.UnsetType, msgspec.UNSET) for name in _HEADER]
+    + [("sessions", list[msgspec.Raw] | msgspec.UnsetType, msgspec.UNSET)],
+)
 
 
 def parse_document_columns(text: str | bytes) -> CollectorDocument:
@@ -147,42 +157,56 @@ def _no_gc() -> Iterator[None]:
 
 
 def _columns(data: str | bytes | memoryview) -> CollectorDocument:
-    top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
-    if "sessions" not in top:
+    top = msgspec.json.decode(data, type=_TOP)
+    sessions = top.sessions  # type: ignore[attr-defined]
+    if sessions is msgspec.UNSET:
         raise _Doubt
-    sessions = top.pop("sessions")
-    header = b",".join(msgspec.json.encode(key) + b":" + bytes(raw) for key, raw in top.items())
+    header = b",".join(
+        msgspec.json.encode(name) + b":" + bytes(raw)
+        for name in _HEADER
+        if (raw := getattr(top, name)) is not msgspec.UNSET
+    )
     document = DOCUMENT_ADAPTER.validate_json(b"{" + header + (b"," if header else b"") + b'"sessions":[]}')
     del top, data
-    builder = _ColumnBuilder(shared=_LITERALS)
+    builder = _ColumnBuilder(len(sessions), shared=_LITERALS)
     for chunk in _chunks(sessions):
-        if b"\\u0000" in chunk:
-            raise _Doubt
         records = _SESSIONS_DECODER.decode(chunk)
         del chunk
         builder.add({name: list(map(get, records)) for name, get in _FIELD_GETTERS.items()}, _times)
         del records
     del sessions
-    if HOST_ROLLUP_JOB_ID in builder.distinct("job_id"):
+    columns = builder.columns()
+    if HOST_ROLLUP_JOB_ID in builder.distinct("job_id") or _holds_nul(columns, builder):
         raise _Doubt
-    document["sessions"] = builder.columns()  # type: ignore[typeddict-item]
+    document["sessions"] = columns  # type: ignore[typeddict-item]
     return document
 
 
-def _chunks(sessions: msgspec.Raw) -> Iterator[bytes]:
-    """The JSON array ``sessions`` as arrays of at most ``CHUNK`` sessions, each cut out of
-    it in one piece: msgspec's raw slices of the sessions are views into it, so a chunk runs
-    from where its first session starts to where its last one ends (joining ``CHUNK``
-    slices instead costs a fifth of the parse)."""
-    items = msgspec.json.decode(sessions, type=list[msgspec.Raw])
-    whole, base = memoryview(sessions), _address(sessions)
-    for start in range(0, len(items), CHUNK):
-        first, last = items[start], items[min(start + CHUNK, len(items)) - 1]
-        yield b"".join((b"[", whole[_address(first) - base : _address(last) - base + len(last)], b"]"))
+def _chunks(sessions: list[msgspec.Raw]) -> Iterator[bytes]:
+    """The sessions as JSON arrays of at most ``CHUNK`` sessions, each cut out of the document
+    in one piece: msgspec's raw sessions are views into the document, in order, so a chunk
+    runs from where its first session starts to where its last one ends (joining ``CHUNK``
+    slices instead costs a fifth of the parse; cutting from a raw ``sessions`` array would
+    read the whole document once more, a tenth)."""
+    for start in range(0, len(sessions), CHUNK):
+        first, last = sessions[start], sessions[min(start + CHUNK, len(sessions)) - 1]
+        begin, end = _address(first), _address(last) + len(last)
+        if end < begin + len(first):
+            raise _Doubt  # not views into one document, in order: msgspec changed
+        yield b"".join((b"[", (ctypes.c_char * (end - begin)).from_address(begin), b"]"))
 
 
 def _address(raw: msgspec.Raw) -> int:
     return int(np.frombuffer(raw, dtype=np.uint8).ctypes.data)
+
+
+def _holds_nul(columns: dict[str, np.ndarray], builder: _ColumnBuilder) -> bool:
+    """Whether any text holds NUL, the one character msgspec lets through and the contract does
+    not: every other text is one of few distinct values, so only those and the session ids are
+    read (scanning the JSON for ``\\u0000`` instead reads the whole document once more)."""
+    (key,) = SESSION_RECORD.key
+    distinct = chain.from_iterable(builder.distinct(name) for name in REPEATED_TEXT)
+    return "\x00" in "".join(chain(columns[key], distinct))
 
 
 def _times(values: Sequence[str | None]) -> np.ndarray:
@@ -206,7 +230,7 @@ def _utc_times(values: Sequence[Any], format: str | None = None) -> np.ndarray:
 
 def _from_records(document: CollectorDocument) -> CollectorDocument:
     sessions = document["sessions"]
-    builder = _ColumnBuilder()
+    builder = _ColumnBuilder(len(sessions))
     if sessions:
         columns = dict(zip(_REQUIRED, zip(*map(_REQUIRED_VALUES, sessions), strict=True), strict=True))
         builder.add(columns | {name: tuple(map(get, sessions)) for name, get in _OPTIONAL_VALUES.items()}, _utc_times)
@@ -215,39 +239,40 @@ def _from_records(document: CollectorDocument) -> CollectorDocument:
 
 
 class _ColumnBuilder:
-    """A chunk's values per field in, one typed array per field out."""
+    """Chunks of values per field in, one typed array per field out, sized up front (gathering
+    the chunks and concatenating them would copy every column once more)."""
 
-    def __init__(self, shared: frozenset[str] = frozenset()) -> None:
-        """``shared``: text fields whose values arrive as shared objects already."""
-        self._parts: dict[str, list[np.ndarray]] = {name: [] for name in SESSION_FIELDS}
+    def __init__(self, size: int, shared: frozenset[str] = frozenset()) -> None:
+        """``size``: the sessions in all; ``shared``: text fields whose values arrive as shared objects already."""
+        self._columns = {name: np.empty(size, dtype=DTYPES[KINDS[name]]) for name in SESSION_FIELDS}
+        self._filled = 0
         self._distinct: dict[str, dict[str, str]] = {name: {} for name in REPEATED_TEXT}
         self._repeated = REPEATED_TEXT - shared
 
     def add(self, columns: dict[str, Sequence[Any]], times: Callable[[Sequence[Any]], np.ndarray]) -> None:
+        """One chunk: the same number of values for every field."""
+        (size,) = set(map(len, columns.values()))
+        at = slice(self._filled, self._filled + size)
         for name, values in columns.items():
-            self._parts[name].append(times(values) if KINDS[name] == "time" else self._array(name, values))
+            column = self._columns[name][at]
+            column[:] = times(values) if KINDS[name] == "time" else values
+            if name in self._repeated:
+                self._share(name, column)
+        self._filled += size
 
-    def _array(self, name: str, values: Sequence[Any]) -> np.ndarray:
-        kind = KINDS[name]
-        if kind != "text":
-            return np.array(values, dtype=DTYPES[kind])
-        column = np.empty(len(values), dtype=object)
-        column[:] = values
-        if name not in self._repeated:
-            return column
-        # one object per distinct value, across chunks, found by hashing in C; code -1 (null)
-        # takes the None at the end
+    def _share(self, name: str, column: np.ndarray) -> None:
+        """One object per distinct value, across chunks, found by hashing in C; code -1 (null)
+        takes the None at the end."""
         codes, uniques = pd.factorize(column)
         seen = self._distinct[name]
         shared = np.empty(len(uniques) + 1, dtype=object)
         shared[:-1] = list(map(seen.setdefault, uniques, uniques))
-        return shared[codes]
+        np.take(shared, codes, out=column)
 
     def distinct(self, name: str) -> dict[str, str]:
         return self._distinct[name]
 
     def columns(self) -> dict[str, np.ndarray]:
-        return {
-            name: np.concatenate(parts) if parts else np.empty(0, dtype=DTYPES[KINDS[name]])
-            for name, parts in self._parts.items()
-        }
+        if self._filled != len(self._columns[SESSION_FIELDS[0]]):
+            raise ValueError(f"{self._filled} sessions added of {len(self._columns[SESSION_FIELDS[0]])}")
+        return self._columns

@@ -167,3 +167,15 @@ def test_bom_is_stripped(fake_pwsh, collector_script, tmp_path: Path):
     pwsh = fake_pwsh("replay", fixture=str(fixture))
     text = run_local_script(collector_script, START, END, pwsh=str(pwsh.path))
     assert text.startswith("{")
+
+
+def test_the_document_reaches_validate_as_ascii(fake_pwsh, collector_script, tmp_path: Path):
+    """Python holds one job named 東京 at 4 bytes a character for the whole document: escaped, it stays at 1."""
+    document = json.loads((Path(__file__).parents[1] / "fixtures/collector_output_small.json").read_text())
+    document["sessions"][0]["job_name"] = "Sicherung Größe ✓ 日本 😀"
+    fixture = tmp_path / "names.json"
+    fixture.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    pwsh = fake_pwsh("replay", fixture=str(fixture))
+    text = run_local_script(collector_script, START, END, pwsh=str(pwsh.path))
+    assert text.isascii()
+    assert parse_document(text)["sessions"][0]["job_name"] == "Sicherung Größe ✓ 日本 😀"

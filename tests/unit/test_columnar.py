@@ -229,6 +229,10 @@ DOUBTS = {
     "before the year 1 in UTC": ("creation_time", "0001-01-01T00:30:00+01:00"),
     "after the year 9999 in UTC": ("end_time", "9999-12-31T23:30:00-01:00"),
     "NUL": ("job_name", "SQL\u0000Daily"),
+    "NUL in a session id": ("session_id", "s\u00002"),
+    "NUL in a job id": ("job_id", "j\u00001"),
+    "NUL in a machine name": ("object_name", "vm\u000001"),
+    "NUL in a job type": ("job_type", "Backup\u0000"),
     "roll-up id": ("job_id", "*"),
     "11 characters too many": ("job_name", "x" * 10_011),
 }

@@ -7,6 +7,7 @@ the contract is the caller's business (``contract.parse_document``) and is not r
 
 from __future__ import annotations
 
+import codecs
 import json
 from typing import Any
 
@@ -58,17 +59,20 @@ def _discard(_pairs: list[tuple[str, Any]]) -> object:
 
 
 def check_output(exit_code: int, stdout: bytes, stderr: bytes, where: str) -> str:
-    """Return stdout as text if the run succeeded and printed one JSON object, else raise.
+    """Return stdout as ASCII text (:mod:`~veeam_efficiency.collectors.ascii_text`) if the run
+    succeeded and printed one JSON object, else raise.
 
     The JSON is only checked for well-formedness: every object is dropped as soon as it is
     parsed, so a million-session document costs little beyond its text. A collector killed
     mid-output leaves truncated JSON, which lands here rather than in the contract check.
     """
+    from veeam_efficiency.collectors.ascii_text import ascii_json  # numpy: not at DAG parse time
+
     tail = stderr_tail(stderr)
     if exit_code != 0:
         raise CollectorError(f"collector on {where} failed", exit_code=exit_code, stderr_tail=tail)
     try:
-        text = stdout.decode("utf-8-sig")  # Windows PowerShell 5.1 may write a BOM
+        text = ascii_json(stdout.removeprefix(codecs.BOM_UTF8))  # Windows PowerShell 5.1 may write a BOM
     except UnicodeDecodeError as exc:
         raise CollectorError(
             f"collector on {where} wrote stdout that is not UTF-8 ({exc})", exit_code=exit_code, stderr_tail=tail

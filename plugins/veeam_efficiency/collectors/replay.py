@@ -6,6 +6,7 @@ window in the document's ``window_start``/``window_end``.
 
 from __future__ import annotations
 
+import codecs
 import os
 from datetime import UTC, datetime
 from itertools import compress
@@ -14,6 +15,7 @@ from pathlib import Path
 import msgspec
 import pandas as pd
 
+from veeam_efficiency.collectors.ascii_text import ascii_json
 from veeam_efficiency.contract import ContractError
 
 BUNDLED_SAMPLE_DIR = Path(__file__).resolve().parents[3] / "include" / "sample_data"
@@ -51,7 +53,7 @@ def read_replay_file(path: str, root: Path | None = None, window: tuple[datetime
     target = Path(path).resolve()
     if not target.is_relative_to(root):
         raise ContractError(f"replay file {path!r} is outside the replay directory {root}")
-    text = target.read_text(encoding="utf-8-sig")
+    text = ascii_json(target.read_bytes().removeprefix(codecs.BOM_UTF8))  # as the script's output reaches validate
     return text if window is None else in_window(text, *window)
 
 

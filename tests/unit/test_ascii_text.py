@@ -1,0 +1,56 @@
+"""The collector's JSON as ASCII text: the same JSON values, 1 byte a character."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from veeam_efficiency.collectors.ascii_text import ascii_json
+from veeam_efficiency.collectors.replay import read_replay_file
+
+# every character JSON can carry in a string, lone surrogates aside (UTF-8 cannot encode them)
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(value=VALUES)
+def test_any_json_reads_the_same_once_escaped(value: object) -> None:
+    data = json.dumps(value, ensure_ascii=False).encode()
+    text = ascii_json(data)
+    assert text.isascii()
+    assert json.loads(text) == value
+
+
+def test_each_character_becomes_its_json_escape() -> None:
+    data = '{"job_name": "Sicherung Größe ✓ 東京 😀", "n": "\\u00e9"}'.encode()
+    assert ascii_json(data) == (
+        '{"job_name": "Sicherung Gr\\u00f6\\u00dfe \\u2713 \\u6771\\u4eac \\ud83d\\ude00", "n": "\\u00e9"}'
+    )
+
+
+def test_ascii_is_returned_as_it_is() -> None:
+    assert ascii_json(b'{"a": "b\\u00e9"}') == '{"a": "b\\u00e9"}'
+
+
+@pytest.mark.parametrize("data", [b'{"a": "\xe9"}', b'{"a": "\xff"}', b'{"a": "\xc3"}'], ids=["latin-1", "ff", "cut"])
+def test_bytes_that_are_not_utf8_are_refused(data: bytes) -> None:
+    with pytest.raises(UnicodeDecodeError):
+        ascii_json(data)
+
+
+def test_a_replay_file_reaches_validate_as_ascii(tmp_path: Path) -> None:
+    path = tmp_path / "vbr01.json"
+    path.write_bytes(codecs.BOM_UTF8 + json.dumps({"vbr_host": "東京", "sessions": []}, ensure_ascii=False).encode())
+    text = read_replay_file(str(path), root=tmp_path)
+    assert text.isascii()
+    assert json.loads(text) == {"vbr_host": "東京", "sessions": []}
