@@ -164,36 +164,41 @@ def veeam_storage_efficiency() -> None:
         with fail_or_retry():  # a broken document fails at once; the history's read is retried
             collection, settings = _settings(params)
             with stored_session_reader(collection.postgres_conn_id) as read_stored:
-                return pipeline.validate(collected, _window(params, data_interval_end), settings, read_stored)
+                validated = pipeline.validate(collected, _window(params, data_interval_end), settings, read_stored)
+        get_current_context()["ti"].xcom_push("sufficiency", pipeline.part(validated, pipeline.SUFFICIENCY))
+        return validated
 
     @task(retries=0)
-    def sufficient(validated: dict[str, Any]) -> None:
+    def sufficient(sufficiency: dict[str, Any]) -> None:
         """Skipped when no job has `min_sessions` scorable sessions: analyze and optimize skip with it, load still runs."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from veeam_efficiency.pipeline import has_qualifying_jobs
 
-        if not has_qualifying_jobs(validated):
+        if not has_qualifying_jobs(sufficiency):
             raise AirflowSkipException("no job has enough scorable sessions in the window")
 
     @task(**LARGE_RESULT)
     def analyze(validated: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Score each qualifying job: the five component scores, overall, grade, trend, anomalies."""
+        """Score each qualifying job: the five component scores, overall, grade, trend, anomalies
+        (the scorecards under the XCom key `scorecards`, each session's anomaly verdict as the result)."""
         from veeam_efficiency import pipeline
         from veeam_efficiency.airflow.history import stored_session_reader
 
         with fail_or_retry():
             collection, settings = _settings(params)
             with stored_session_reader(collection.postgres_conn_id) as read_stored:
-                return pipeline.analyze(validated, settings, read_stored)
+                analysis = pipeline.analyze(validated, settings, read_stored)
+        get_current_context()["ti"].xcom_push("scorecards", pipeline.part(analysis, pipeline.SCORECARDS))
+        return pipeline.part(analysis, pipeline.VERDICTS)
 
     @task(retries=0, **LARGE_RESULT)
-    def optimize(analysis: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def optimize(scorecards: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Add the storage and money each job wastes against the target dedup and compression."""
         from veeam_efficiency import pipeline
 
         with fail_or_retry():
-            return pipeline.optimize(analysis, _settings(params)[1])
+            return pipeline.optimize(scorecards, _settings(params)[1])
 
     @task(trigger_rule="none_failed", multiple_outputs=False)
     def load(
@@ -241,10 +246,11 @@ def veeam_storage_efficiency() -> None:
         # analyze and optimize after it, and load (none_failed) stores the history either way.
         # Not @task.branch: on Airflow 3.3.2 a branch inside a mapped task group does not skip its
         # mapped siblings (apache/airflow#67265; docs/branch-in-mapped-task-group.md).
+        # sufficient and optimize read small parts their upstream pushes under a key of its own
         validated = validate(collect(target))
         analysis = analyze(validated)
-        sufficient(validated) >> analysis
-        return load(validated, analysis, optimize(analysis))
+        sufficient(validated["sufficiency"]) >> analysis
+        return load(validated, analysis, optimize(analysis["scorecards"]))
 
     hosts = list_vbr_hosts()
     scored = score_vbr_host.expand(target=hosts)

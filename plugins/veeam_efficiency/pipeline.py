@@ -53,6 +53,12 @@ RECORD_KINDS: dict[str, str] = dict(SESSION_RECORD.kinds)
 COLLECTION_LOG_KINDS: dict[str, str] = dict(COLLECTION_LOG_TABLE.kinds)
 ANOMALY_KINDS: dict[str, str] = dict(SESSION_ANOMALIES.kinds)
 SCORECARD_KINDS: dict[str, str] = dict(SCORECARD_TABLE.kinds)
+# What a light step reads of a heavy payload, which the DAG pushes under an XCom key of its
+# own (``part``): ``sufficient`` reads the job counts, not the window's sessions; ``optimize``
+# the scorecards, not each session's anomaly verdict; ``load`` the verdicts.
+SUFFICIENCY = ("vbr_host", "qualifying_job_ids", "insufficient_jobs")
+SCORECARDS = ("vbr_host", "analysis_date", "scorecards")
+VERDICTS = ("vbr_host", "analysis_date", "session_anomalies")
 # a job's settings as validate hands them on: the load adds the host and day
 JOB_SETTINGS_KINDS: dict[str, str] = {
     name: kind for name, kind in JOB_SETTINGS_TABLE.kinds.items() if name not in ("vbr_host", "analysis_date")
@@ -206,7 +212,13 @@ def _distinct_in(sessions: pd.DataFrame, start: str, end: str) -> int:
     return int(sessions.loc[inside, "session_id"].nunique())
 
 
+def part(step_result: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The ``keys`` of a step's result (:data:`SUFFICIENCY`, :data:`SCORECARDS`, :data:`VERDICTS`)."""
+    return {key: step_result[key] for key in keys}
+
+
 def has_qualifying_jobs(validated: dict[str, Any]) -> bool:
+    """``validated`` or its :data:`SUFFICIENCY` part."""
     if validated["qualifying_job_ids"]:
         return True
     log.warning(
@@ -264,8 +276,9 @@ def optimize(analysis: dict[str, Any], settings: AnalysisSettings) -> dict[str, 
 
 
 def scored(analysis: dict[str, Any] | None, optimized: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What :func:`load` writes of the analysis: its anomaly verdicts and the costed scorecards
-    (``None`` when the analysis was skipped: no job had enough sessions)."""
+    """What :func:`load` writes of the analysis: its anomaly verdicts (the whole analysis or its
+    :data:`VERDICTS` part) and the costed scorecards (``None`` when the analysis was skipped:
+    no job had enough sessions)."""
     if analysis is None or optimized is None:
         return None
     return {**analysis, **optimized}

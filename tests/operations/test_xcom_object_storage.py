@@ -22,12 +22,13 @@ def test_large_xcoms_go_to_object_storage_and_the_metadata_db_keeps_references(t
     assert figures["dags_test_returncode"] == 0, figures["dags_test_tail"]
     assert set(figures["task_states"].values()) == {"success"}, figures["task_states"]
     assert figures["history_rows"] > 9_500  # every in-window session loaded (a few duplicates dropped)
-    # the raw document, the validated sessions, the anomaly verdicts (analyze), the costed scorecards (optimize)
-    # are objects under the path, each written once: no task also pushes its dict key by key
+    # the raw document, the validated sessions, the anomaly verdicts and the scorecards (analyze), the costed
+    # scorecards (optimize) are objects under the path, each written once: no task also pushes its dict key by key
     written = sorted(Path(name).parent.name for name in figures["objects"])
-    assert written == [f"score_vbr_host.{task}" for task in ("analyze", "collect", "optimize", "validate")], written
-    # only return values: no task pushes keys of its own (and no @task.branch pushes skipmixin_key)
-    assert {key.split()[-1] for key in figures["xcom_keys"]} == {"return_value"}, figures["xcom_keys"]
+    assert written == [f"score_vbr_host.{task}" for task in ("analyze", "analyze", "collect", "optimize", "validate")]
+    # return values, and the two small parts light tasks read instead of a whole payload (pipeline.part):
+    # no dict pushed key by key, no @task.branch's skipmixin_key
+    assert {key.split()[-1] for key in figures["xcom_keys"]} == {"return_value", "scorecards", "sufficiency"}
     assert figures["payload_bytes"] > figures["document_bytes"] > 2_000_000
     references = [value for value in figures["xcom_references"] if figures["xcom_root"] in value]
     assert len(references) == len(figures["objects"])
