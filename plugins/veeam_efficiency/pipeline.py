@@ -13,10 +13,9 @@ then moves a day or two of sessions between its tasks, not the month.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import date, datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -45,20 +44,28 @@ from veeam_efficiency.window import AnalysisWindow
 
 log = logging.getLogger(__name__)
 
-# The stored sessions of a VBR host created in [start, end): history_reads.stored_sessions on a connection
-ReadStored = Callable[[str, datetime, datetime], pd.DataFrame]
+
+class ReadStored(Protocol):
+    """The stored sessions of a VBR host created in [start, end): history_reads.stored_sessions on a connection."""
+
+    def __call__(self, vbr_host: str, start: datetime, end: datetime, *, results: bool = False) -> pd.DataFrame: ...
+
 
 SESSION_KINDS: dict[str, str] = dict(WINDOW_SESSIONS.kinds)
 RECORD_KINDS: dict[str, str] = dict(SESSION_RECORD.kinds)
 COLLECTION_LOG_KINDS: dict[str, str] = dict(COLLECTION_LOG_TABLE.kinds)
 ANOMALY_KINDS: dict[str, str] = dict(SESSION_ANOMALIES.kinds)
 SCORECARD_KINDS: dict[str, str] = dict(SCORECARD_TABLE.kinds)
+VERDICT_COLUMNS = ("is_anomaly", "anomaly_score", "anomaly_reason")
+# a history row as analyze hands it to load (load adds the host, version, collection time and day)
+HISTORY_ROW_KINDS: dict[str, str] = SESSION_KINDS | {name: ANOMALY_KINDS[name] for name in VERDICT_COLUMNS}
 # What a light step reads of a heavy payload, which the DAG pushes under an XCom key of its
 # own (``part``): ``sufficient`` reads the job counts, not the window's sessions; ``optimize``
-# the scorecards, not each session's anomaly verdict; ``load`` the verdicts.
+# the scorecards, not each session's anomaly verdict; ``load`` the verdicts, or the history rows
+# to write (:func:`analyze`).
 SUFFICIENCY = ("vbr_host", "qualifying_job_ids", "insufficient_jobs")
 SCORECARDS = ("vbr_host", "analysis_date", "scorecards")
-VERDICTS = ("vbr_host", "analysis_date", "session_anomalies")
+VERDICTS = ("vbr_host", "analysis_date", "session_anomalies", "history")
 # a job's settings as validate hands them on: the load adds the host and day
 JOB_SETTINGS_KINDS: dict[str, str] = {
     name: kind for name, kind in JOB_SETTINGS_TABLE.kinds.items() if name not in ("vbr_host", "analysis_date")
@@ -213,8 +220,8 @@ def _distinct_in(sessions: pd.DataFrame, start: str, end: str) -> int:
 
 
 def part(step_result: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """The ``keys`` of a step's result (:data:`SUFFICIENCY`, :data:`SCORECARDS`, :data:`VERDICTS`)."""
-    return {key: step_result[key] for key in keys}
+    """The ``keys`` a step's result has of :data:`SUFFICIENCY`, :data:`SCORECARDS` or :data:`VERDICTS`."""
+    return {key: step_result[key] for key in keys if key in step_result}
 
 
 def has_qualifying_jobs(validated: dict[str, Any]) -> bool:
@@ -233,14 +240,19 @@ def has_qualifying_jobs(validated: dict[str, Any]) -> bool:
 def analyze(
     validated: dict[str, Any], settings: AnalysisSettings, read_stored: ReadStored | None = None
 ) -> dict[str, Any]:
-    """Score the qualifying jobs; return scorecards and each scored session's anomaly verdict.
+    """Score the qualifying jobs; return scorecards and what :func:`load` writes of the sessions.
 
     Each job is also graded in context (expected factors, recommendations, change point):
     with the job settings of a contract v2 document (``validated["job_settings"]``), else
     as for v1 (every setting unknown). ``read_stored`` reads the window's stored rest
-    (:func:`stored_rest`).
+    (:func:`stored_rest`), with what earlier runs derived of it: then ``history`` holds the
+    rows to write, new or changed (:func:`history_rows`), so a daily run hands ``load`` a
+    day or two of sessions and ``load`` reads nothing back. Else (the window came whole from
+    the server) ``session_anomalies`` holds each scored session's verdict, which ``load`` joins
+    to the sessions ``validated`` holds.
     """
-    sessions = window_frame(validated, settings, stored_rest(validated, read_stored))
+    stored = stored_rest(validated, read_stored and partial(read_stored, results=True))
+    sessions = window_frame(validated, settings, stored)
     result = score_window(
         sessions,
         validated["qualifying_job_ids"],
@@ -252,12 +264,15 @@ def analyze(
     )
     cards = add_context(result.scorecards, sessions, job_settings_frame(validated.get("job_settings")), settings)
     kinds = {name: kind for name, kind in SCORECARD_KINDS.items() if name in cards.columns}
-    return {
+    analysis = {
         "vbr_host": validated["vbr_host"],
         "analysis_date": validated["analysis_date"],
         "scorecards": payload.to_records(cards, kinds),
-        "session_anomalies": payload.to_columns(result.session_anomalies, ANOMALY_KINDS),
     }
+    if stored is None:
+        return analysis | {"session_anomalies": payload.to_columns(result.session_anomalies, ANOMALY_KINDS)}
+    rows = history_rows(validated, result.session_anomalies, sessions, stored)
+    return analysis | {"history": payload.to_columns(rows[list(HISTORY_ROW_KINDS)], HISTORY_ROW_KINDS)}
 
 
 def optimize(analysis: dict[str, Any], settings: AnalysisSettings) -> dict[str, Any]:
@@ -292,20 +307,38 @@ def history_table(
     ``sessions``: the window's (:func:`window_frame`), when ``validated`` does not hold them all.
     """
     sessions = window_frame(validated) if sessions is None else sessions
-    if analysis is not None:
-        anomalies = payload.from_columns(analysis["session_anomalies"], ANOMALY_KINDS)
+    anomalies = None if analysis is None else payload.from_columns(analysis["session_anomalies"], ANOMALY_KINDS)
+    return _stamped(validated, _with_verdicts(validated["vbr_host"], sessions, anomalies))
+
+
+def history_rows(
+    validated: dict[str, Any], anomalies: pd.DataFrame | None, sessions: pd.DataFrame, stored: pd.DataFrame
+) -> pd.DataFrame:
+    """The window's history rows worth writing: the server's, and stored ones whose results changed
+    (:func:`_new_or_changed`; ``stored`` as read with ``results=True``)."""
+    history = _with_verdicts(validated["vbr_host"], sessions, anomalies)
+    rows = _new_or_changed(history, stored, validated["sessions"]["session_id"])
+    log.info("%s: %d of the window's %d sessions new or changed", validated["vbr_host"], len(rows), len(history))
+    return rows
+
+
+def _with_verdicts(vbr_host: str, sessions: pd.DataFrame, anomalies: pd.DataFrame | None) -> pd.DataFrame:
+    if anomalies is not None:
         # one row per session on both sides, checked by hashing: merge(validate="one_to_one")
         # sorts both key columns to check it (2 of the 2.4 s this step took at 200,000 sessions)
         for side, frame in (("window", sessions), ("anomaly verdicts", anomalies)):
             if not frame["session_id"].is_unique:
-                raise ValueError(f"{validated['vbr_host']}: a session_id repeats in the {side}")
-        sessions = sessions.merge(
-            anomalies[["session_id", "is_anomaly", "anomaly_score", "anomaly_reason"]], on="session_id", how="left"
-        )
+                raise ValueError(f"{vbr_host}: a session_id repeats in the {side}")
+        sessions = sessions.merge(anomalies[["session_id", *VERDICT_COLUMNS]], on="session_id", how="left")
     else:
         sessions = sessions.assign(is_anomaly=False, anomaly_score=float("nan"), anomaly_reason=None)
     sessions["is_anomaly"] = sessions["is_anomaly"].fillna(False).astype(bool)
-    return sessions.assign(
+    return sessions
+
+
+def _stamped(validated: dict[str, Any], history: pd.DataFrame) -> pd.DataFrame:
+    """History rows with what the run knows of them all: host, its version, collection time, day."""
+    return history.assign(
         vbr_host=validated["vbr_host"],
         vbr_version=validated["vbr_version"],
         collected_at=pd.Timestamp(validated["collected_at"]),
@@ -343,17 +376,25 @@ def load(
 ) -> dict[str, Any]:
     """Write the history, the scorecards and the job settings of one host and day in one transaction.
 
-    ``analysis``: its anomaly verdicts with the costed scorecards (:func:`scored`), or
-    ``None`` when it was skipped. Each scorecard records ``dag_run_id``, the Airflow run that wrote it (the
-    view links to it). The window's stored sessions are read on ``conn`` (``settings``: the
-    run's; see :func:`window_frame`); only rows that changed are written.
+    ``analysis``: the analysis's verdicts or history rows with the costed scorecards
+    (:func:`scored`), or ``None`` when it was skipped. Each scorecard records ``dag_run_id``,
+    the Airflow run that wrote it (the view links to it). Only history rows that are new or
+    changed are written: :func:`analyze` found them, or (the analysis skipped) the window's
+    stored sessions are read on ``conn`` to find them (``settings``: the run's; see
+    :func:`window_frame`).
     """
-    stored = stored_rest(validated, partial(stored_sessions, conn, results=True))
-    history = history_table(validated, analysis, window_frame(validated, settings, stored))
-    if stored is not None:
-        window = len(history)
-        history = _new_or_changed(history, stored, validated["sessions"]["session_id"])
-        log.info("%s: %d of the window's %d sessions new or changed", validated["vbr_host"], len(history), window)
+    if analysis is not None and "history" in analysis:
+        rows = payload.from_columns(analysis["history"], HISTORY_ROW_KINDS)
+    else:  # the analysis was skipped, or the server sent the whole window
+        stored = stored_rest(validated, partial(stored_sessions, conn, results=True))
+        sessions = window_frame(validated, settings, stored)
+        verdicts = None if analysis is None else payload.from_columns(analysis["session_anomalies"], ANOMALY_KINDS)
+        rows = (
+            _with_verdicts(validated["vbr_host"], sessions, verdicts)
+            if stored is None
+            else history_rows(validated, verdicts, sessions, stored)
+        )
+    history = _stamped(validated, rows)
     records = analysis["scorecards"] if analysis is not None else []
     scorecards = payload.from_records(records, SCORECARD_KINDS).assign(dag_run_id=dag_run_id)
     counts = write_run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,12 @@ def test_bytes_that_are_not_utf8_are_refused(data: bytes) -> None:
         ascii_json(data)
 
 
-def test_a_replay_file_reaches_validate_as_ascii(tmp_path: Path) -> None:
+@pytest.mark.parametrize("window", [None, (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC))])
+def test_a_replay_file_reaches_validate_as_ascii(tmp_path: Path, window: tuple[datetime, datetime] | None) -> None:
+    sessions = [{"creation_time": f"2026-11-0{day}T10:00:00Z", "job_name": "東京 ✓"} for day in (1, 3)]
     path = tmp_path / "vbr01.json"
-    path.write_bytes(codecs.BOM_UTF8 + json.dumps({"vbr_host": "東京", "sessions": []}, ensure_ascii=False).encode())
-    text = read_replay_file(str(path), root=tmp_path)
+    document = {"vbr_host": "東京", "sessions": sessions}
+    path.write_bytes(codecs.BOM_UTF8 + json.dumps(document, ensure_ascii=False).encode())
+    text = read_replay_file(str(path), root=tmp_path, window=window)
     assert text.isascii()
-    assert json.loads(text) == {"vbr_host": "東京", "sessions": []}
+    assert json.loads(text)["sessions"] == (sessions if window is None else sessions[:1])

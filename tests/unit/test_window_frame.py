@@ -14,13 +14,17 @@ import pytest
 from tools.synthetic import generate_document
 from veeam_efficiency import pipeline
 from veeam_efficiency.columnar import parse_document_columns
+from veeam_efficiency.history_reads import RESULT_COLUMNS
+from veeam_efficiency.payload import from_columns
 from veeam_efficiency.sessions import sessions_frame
 from veeam_efficiency.settings import AnalysisSettings
+from veeam_efficiency.tables import HISTORY_TABLE
 from veeam_efficiency.window import AnalysisWindow
 
 WINDOW = AnalysisWindow(datetime(2026, 10, 28, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC))
 ASKED = WINDOW.end - timedelta(days=2)  # the server is asked for the window's last two days
 SETTINGS = AnalysisSettings(min_sessions=10, max_factor=3.0)  # excludes sessions the default (100) keeps
+RESULTS = [column.name for column in RESULT_COLUMNS]
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +54,17 @@ def _incremental(server: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
     return collected, stored
 
 
-def _reader(stored: pd.DataFrame) -> pipeline.ReadStored:
-    def read(vbr_host: str, start: datetime, end: datetime) -> pd.DataFrame:
+def _reader(stored: pd.DataFrame, derived: pd.DataFrame | None = None) -> pipeline.ReadStored:
+    """The history: ``stored`` sessions, with ``derived`` (session_id and the result columns earlier
+    runs wrote; default none written) when read with ``results``."""
+
+    def read(vbr_host: str, start: datetime, end: datetime, *, results: bool = False) -> pd.DataFrame:
         assert (vbr_host, start, end) == ("vbr01.example.test", WINDOW.start, WINDOW.end)
-        return stored
+        if not results:
+            return stored
+        if derived is None:
+            return stored.assign(**({name: None for name in RESULTS} | {"is_anomaly": False}))
+        return stored.merge(derived[["session_id", *RESULTS]], on="session_id", how="left")
 
     return read
 
@@ -85,10 +96,39 @@ def test_the_steps_after_rebuild_the_window_and_score_it_as_a_full_collection(se
     assert _columns(window) == _columns(pipeline.window_frame(full))
     assert window["creation_time"].is_monotonic_increasing
     analysis = pipeline.analyze(validated, SETTINGS, read)
-    assert analysis["scorecards"] and analysis == pipeline.analyze(full, SETTINGS)
+    full_analysis = pipeline.analyze(full, SETTINGS)
+    assert analysis["scorecards"] and analysis["scorecards"] == full_analysis["scorecards"]
     pd.testing.assert_frame_equal(
-        pipeline.history_table(validated, analysis, window), pipeline.history_table(full, analysis), check_dtype=False
+        pipeline.history_table(validated, full_analysis, window),
+        pipeline.history_table(full, full_analysis),
+        check_dtype=False,
     )
+
+
+def test_analyze_hands_load_the_rows_that_turn_the_history_into_a_full_collections(server: dict[str, Any]) -> None:
+    """The history as a full collection of the window would write it, once the rows analyze hands
+    on are upserted; and only rows that change it: the server's, and stored ones whose results differ."""
+    collected, stored = _incremental(server)
+    full = pipeline.validate(json.dumps(server), WINDOW, SETTINGS)
+    expected = pipeline.history_table(full, pipeline.analyze(full, SETTINGS)).set_index("session_id")
+    # what the previous run wrote: the full collection's results, but two sessions it judged otherwise
+    derived = expected[RESULTS].reset_index()
+    redone = list(derived["session_id"].iloc[[3, 7]])
+    derived.loc[3, "is_anomaly"] = True
+    derived.loc[7, "dedup_ratio"] = None
+    derived.loc[9, "anomaly_score"] += 0.5  # drifts as the window moves: rewritten only when it turns null or back
+    validated = pipeline.validate(collected, WINDOW, SETTINGS, _reader(stored, derived))
+    analysis = pipeline.analyze(validated, SETTINGS, _reader(stored, derived))
+    assert "session_anomalies" not in analysis
+    rows = from_columns(analysis["history"], pipeline.HISTORY_ROW_KINDS).set_index("session_id")
+    assert set(rows.index) == {*validated["sessions"]["session_id"], *redone}
+    kept = stored.drop_duplicates("session_id").set_index("session_id").join(derived.set_index("session_id"))
+    kept = kept.drop(rows.index, errors="ignore")  # the server repeats a session: the first copy counts
+    upserted = pd.concat([kept, rows])[[*expected.columns.intersection(rows.columns)]].sort_index()
+    drifting = [name for name in upserted.columns if name in HISTORY_TABLE.drifting]
+    for frame in (upserted, want := expected[upserted.columns].sort_index()):
+        frame[drifting] = frame[drifting].notna()
+    pd.testing.assert_frame_equal(upserted, want, check_dtype=False, check_index_type=False)
 
 
 def test_a_window_left_in_the_history_is_never_scored_without_it(server: dict[str, Any]) -> None:

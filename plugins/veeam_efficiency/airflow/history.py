@@ -1,9 +1,9 @@
 """The session history as the steps after ``collect`` read it: through the results connection, opened on first use.
 
 A run's validated payload carries only the sessions the server reported; ``validate`` and
-``analyze`` read the window's stored rest through this reader (``load`` on its own
-connection; :func:`veeam_efficiency.pipeline.stored_rest`). A read of the indexed history is cheaper
-than carrying the month through XCom from task to task.
+``analyze`` read the window's stored rest through this reader (``load``, on its own
+connection, only when the analysis was skipped; :func:`veeam_efficiency.pipeline.stored_rest`).
+A read of the indexed history is cheaper than carrying the month through XCom from task to task.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ def stored_session_reader(postgres_conn_id: str) -> Iterator[ReadStored]:
 
     opened: list[Any] = []
 
-    def read(vbr_host: str, start: datetime, end: datetime) -> pd.DataFrame:
+    def read(vbr_host: str, start: datetime, end: datetime, *, results: bool = False) -> pd.DataFrame:
         if not opened:
             opened.append(PostgresHook(postgres_conn_id=postgres_conn_id).get_conn())
-        return stored_sessions(opened[0], vbr_host, start, end)
+        return stored_sessions(opened[0], vbr_host, start, end, results=results)
 
     try:
         yield read

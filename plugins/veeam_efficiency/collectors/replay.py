@@ -53,15 +53,15 @@ def read_replay_file(path: str, root: Path | None = None, window: tuple[datetime
     target = Path(path).resolve()
     if not target.is_relative_to(root):
         raise ContractError(f"replay file {path!r} is outside the replay directory {root}")
-    text = ascii_json(target.read_bytes().removeprefix(codecs.BOM_UTF8))  # as the script's output reaches validate
-    return text if window is None else in_window(text, *window)
+    data = target.read_bytes().removeprefix(codecs.BOM_UTF8)
+    return ascii_json(data if window is None else in_window(data, *window))  # as the script's output reaches validate
 
 
 class _Created(msgspec.Struct):
     creation_time: str | None = None
 
 
-def in_window(text: str, start: datetime, end: datetime) -> str:
+def in_window(text: bytes, start: datetime, end: datetime) -> bytes:
     """``text`` with only the sessions created in ``[start, end)`` and that window as its own.
 
     A document that is not a JSON object with a list of sessions comes back as it is, and so
@@ -84,4 +84,4 @@ def in_window(text: str, start: datetime, end: datetime) -> str:
     document["sessions"] = msgspec.Raw(b"[" + b",".join(compress(raws, ~outside)) + b"]")
     for name, value in (("window_start", start), ("window_end", end)):
         document[name] = msgspec.Raw(msgspec.json.encode(value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
-    return msgspec.json.encode(document).decode("utf-8")
+    return msgspec.json.encode(document)
