@@ -210,9 +210,9 @@ def report(results: dict[str, Any], command: str, started: datetime, elapsed: fl
         lines += [
             "## Analysis (window_sessions + job_sufficiency + score_window + add_context + add_optimization_potential)",
             "",
-            "Each size in a fresh interpreter, on a document already parsed by `columnar.parse_document_columns` (as the DAG's validate task does, "
-            "on the ASCII text `collect` hands on: `collectors.ascii_text`; the file's non-ASCII job names are escaped first, timed apart) "
-            "(timed apart: it is not part of the 10 s target). *RSS before* is the process after parsing, "
+            "Each size in a fresh interpreter, on a document already parsed by `columnar.parse_document_columns` as the DAG's validate task does, "
+            "on the ASCII text `collect` hands on (`collectors.ascii_text`: the file's non-ASCII job names escaped first). "
+            "Escaping and parsing are timed apart: they are not part of the 10 s target. *RSS before* is the process after parsing, "
             "holding the parsed document the analysis reads; *analysis peak* is `ru_maxrss` read at the end, "
             "after resetting the peak once parsing was done (`/proc/self/clear_refs` 5); *process peak* "
             "includes parsing (the DAG's `validate` task parses and runs window_sessions in one process). "

@@ -307,19 +307,28 @@ def history_table(
     ``sessions``: the window's (:func:`window_frame`), when ``validated`` does not hold them all.
     """
     sessions = window_frame(validated) if sessions is None else sessions
-    anomalies = None if analysis is None else payload.from_columns(analysis["session_anomalies"], ANOMALY_KINDS)
-    return _stamped(validated, _with_verdicts(validated["vbr_host"], sessions, anomalies))
+    return _stamped(validated, history_rows(validated, _verdicts(analysis), sessions))
 
 
 def history_rows(
-    validated: dict[str, Any], anomalies: pd.DataFrame | None, sessions: pd.DataFrame, stored: pd.DataFrame
+    validated: dict[str, Any],
+    anomalies: pd.DataFrame | None,
+    sessions: pd.DataFrame,
+    stored: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The window's history rows worth writing: the server's, and stored ones whose results changed
-    (:func:`_new_or_changed`; ``stored`` as read with ``results=True``)."""
+    """The window's history rows worth writing: every session with its verdict, or, given what is
+    ``stored`` (read with ``results=True``), the server's and the stored ones whose results changed
+    (:func:`_new_or_changed`)."""
     history = _with_verdicts(validated["vbr_host"], sessions, anomalies)
+    if stored is None:
+        return history
     rows = _new_or_changed(history, stored, validated["sessions"]["session_id"])
     log.info("%s: %d of the window's %d sessions new or changed", validated["vbr_host"], len(rows), len(history))
     return rows
+
+
+def _verdicts(analysis: dict[str, Any] | None) -> pd.DataFrame | None:
+    return None if analysis is None else payload.from_columns(analysis["session_anomalies"], ANOMALY_KINDS)
 
 
 def _with_verdicts(vbr_host: str, sessions: pd.DataFrame, anomalies: pd.DataFrame | None) -> pd.DataFrame:
@@ -387,13 +396,7 @@ def load(
         rows = payload.from_columns(analysis["history"], HISTORY_ROW_KINDS)
     else:  # the analysis was skipped, or the server sent the whole window
         stored = stored_rest(validated, partial(stored_sessions, conn, results=True))
-        sessions = window_frame(validated, settings, stored)
-        verdicts = None if analysis is None else payload.from_columns(analysis["session_anomalies"], ANOMALY_KINDS)
-        rows = (
-            _with_verdicts(validated["vbr_host"], sessions, verdicts)
-            if stored is None
-            else history_rows(validated, verdicts, sessions, stored)
-        )
+        rows = history_rows(validated, _verdicts(analysis), window_frame(validated, settings, stored), stored)
     history = _stamped(validated, rows)
     records = analysis["scorecards"] if analysis is not None else []
     scorecards = payload.from_records(records, SCORECARD_KINDS).assign(dag_run_id=dag_run_id)

@@ -4,7 +4,7 @@ Python stores a string at 1, 2 or 4 bytes a character, whichever its widest char
 needs: one job named 東京 makes a 485 MB document of a million sessions take 970 MB as
 ``str``, and ``validate`` needs a UTF-8 copy of it besides for msgspec. Escaped, the text
 means the same JSON, is its own UTF-8 at 1 byte a character and is read in place: the
-parse of a million sessions then peaks at 1.1 GiB instead of 1.9 (bench/RESULTS.md).
+parse of a million sessions then peaks at 0.95 GiB instead of 1.85 (bench/RESULTS.md).
 Python's codecs and ``re`` do the escaping one character or match at a time (3.4 s and
 5.5 s at that size); here numpy finds the runs of non-ASCII bytes and each distinct run is
 escaped once (a job's name repeats in each of its sessions).
