@@ -12,7 +12,6 @@ runs the same at a size that suits the test suite.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import subprocess
@@ -35,7 +34,7 @@ def xcom_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__XCOM_BACKEND": XCOM_BACKEND,
         "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_PATH": f"file://{home / 'xcom'}",
         "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_THRESHOLD": str(THRESHOLD),
-        "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_COMPRESSION": "gzip",
+        "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_COMPRESSION": "zstd",
     }
 
 
@@ -57,6 +56,7 @@ def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = 
     ``object_storage=False`` runs with Airflow's default XCom backend, for comparison.
     """
     import psycopg
+    from backports import zstd
 
     replay = home / "replay"
     replay.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,7 @@ def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = 
         references = [row[3] for row in rows]
         with psycopg.connect(results_dsn) as conn:
             history_rows = conn.execute("SELECT count(*) FROM feature3.storage_efficiency_history").fetchone()
-        objects = sorted((home / "xcom").rglob("*.gz"))
+        objects = sorted((home / "xcom").rglob("*.zst"))
         return {
             "sessions": sessions,
             "jobs": jobs,
@@ -117,8 +117,8 @@ def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = 
             "before": before,
             "after": after,
             "objects": [str(path.relative_to(home / "xcom")) for path in objects],
-            "objects_gzip_bytes": sum(path.stat().st_size for path in objects),
-            "payload_bytes": sum(len(gzip.decompress(path.read_bytes())) for path in objects),
+            "objects_compressed_bytes": sum(path.stat().st_size for path in objects),
+            "payload_bytes": sum(len(zstd.decompress(path.read_bytes())) for path in objects),
             "xcom_references": references,
             "xcom_keys": [f"{task}[{index}] {key}" for task, key, index, _ in rows],
             "xcom_root": f"file://{home / 'xcom'}",

@@ -77,23 +77,23 @@ def stored_sessions(conn: Any, vbr_host: str, start: datetime, end: datetime, *,
     """The host's stored sessions created in ``[start, end)``, in the contract's session columns and types.
 
     ``results``: with the :data:`RESULT_COLUMNS` as stored too. Read with ``COPY ... TO
-    STDOUT (FORMAT csv)`` and parsed by pandas in C (a million rows in a few seconds; a
-    cursor would build a Python tuple per row). Times travel as epoch microseconds, a
-    nullable value with an explicit null flag (no value can be taken for a null marker), and
-    floats in PostgreSQL's shortest exact text, parsed back exactly.
+    STDOUT (FORMAT csv)`` and parsed by pandas in C while PostgreSQL still sends (a cursor
+    would build a Python tuple per row). Times travel as epoch microseconds; a nullable time,
+    text or flag as its value and an explicit null flag (no value can be taken for a null
+    marker), so every column but the text parses straight into its type; floats in
+    PostgreSQL's shortest exact text, parsed back exactly.
     """
     columns = (*SESSION_RECORD.columns, *(RESULT_COLUMNS if results else ()))
     selected: list[tuple[sql.Composable, str]] = []
     for column in columns:
-        ident = sql.Identifier(column.name)
+        value: sql.Composable = sql.Identifier(column.name)
         if column.kind == "time":
-            selected.append((sql.SQL("(extract(epoch FROM {c}) * 1000000)::bigint").format(c=ident), column.name))
-        elif column.kind in ("text", "bool") and column.nullable:
-            selected.append((sql.SQL("coalesce({c}::text, '')").format(c=ident), column.name))
-            selected.append((sql.SQL("{c} IS NULL").format(c=ident), f"{column.name}__null"))
+            value = sql.SQL("(extract(epoch FROM {c}) * 1000000)::bigint").format(c=value)
+        if column.nullable and column.kind != "float":  # an empty float field is NULL: no text to tell apart
+            selected.append((sql.SQL("coalesce({v}, {empty})").format(v=value, empty=_EMPTY[column.kind]), column.name))
+            selected.append((sql.SQL("{c} IS NULL").format(c=sql.Identifier(column.name)), f"{column.name}__null"))
         else:
-            selected.append((ident, column.name))
-    names = [name for _, name in selected]
+            selected.append((value, column.name))
     query = sql.SQL(
         "COPY (SELECT {columns} FROM {history} WHERE vbr_host = {host} "
         "AND creation_time >= {start} AND creation_time < {end}) TO STDOUT (FORMAT csv)"
@@ -104,24 +104,68 @@ def stored_sessions(conn: Any, vbr_host: str, start: datetime, end: datetime, *,
         start=sql.Literal(start),
         end=sql.Literal(end),
     )
-    buffer = io.BytesIO()
-    if _exists(conn, HISTORY):
-        with conn.cursor() as cur, cur.copy(query) as copy:
-            for block in copy:
-                buffer.write(block)
-        conn.commit()
-    buffer.seek(0)
+    names = [name for _, name in selected]
+    dtypes = {name: _CSV_TYPES[kind] for name, kind in _csv_kinds(columns).items()}
     floats = [column.name for column in columns if column.kind == "float"]
-    raw = pd.read_csv(
-        buffer,
-        header=None,
-        names=names,
-        dtype={name: float if name in floats else str for name in names},
-        keep_default_na=False,
-        na_values={name: [""] for name in floats},  # an empty field is NULL for a float, text for the rest
-        float_precision="round_trip",
-    )
+    options: dict[str, Any] = {
+        "header": None,
+        "names": names,
+        "dtype": dtypes,
+        "keep_default_na": False,
+        "na_values": {name: [""] for name in floats},  # an empty field is NULL for a float, text for the rest
+        "float_precision": "round_trip",
+    }
+    if not _exists(conn, HISTORY):
+        return _typed(pd.read_csv(io.BytesIO(), **options), columns)
+    with conn.cursor() as cur, cur.copy(query) as copy:
+        raw = pd.read_csv(io.BufferedReader(_CopyStream(copy), buffer_size=1 << 20), **options)
+    conn.commit()
     return _typed(raw, columns)
+
+
+# What stands in for a NULL before its flag column says it is one
+_EMPTY = {"text": sql.SQL("''"), "bool": sql.SQL("false"), "time": sql.SQL("0"), "int": sql.SQL("0")}
+# How each CSV field parses: text (and a flag, "t"/"f") as text, the rest straight into its type
+_CSV_TYPES: dict[str, Any] = {"text": object, "bool": object, "int": np.int64, "time": np.int64, "float": np.float64}
+
+
+def _csv_kinds(columns: tuple[Column, ...]) -> dict[str, str]:
+    kinds: dict[str, str] = {}
+    for column in columns:
+        kinds[column.name] = column.kind
+        if column.nullable and column.kind != "float":
+            kinds[f"{column.name}__null"] = "bool"
+    return kinds
+
+
+class _CopyStream(io.RawIOBase):
+    """The rows of a ``COPY ... TO STDOUT`` as a file, so pandas parses while PostgreSQL still sends.
+
+    Reading every row before parsing made the server's work and the parsing take turns;
+    streamed, they run at once (a million rows: about a third less time).
+    """
+
+    def __init__(self, copy: Any) -> None:
+        self._rows = iter(copy)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(target):
+            if not self._pending:
+                block = next(self._rows, None)
+                if block is None:
+                    break
+                self._pending = memoryview(block).cast("B")
+            size = min(len(self._pending), len(target) - filled)
+            target[filled : filled + size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            filled += size
+        return filled
 
 
 def _exists(conn: Any, table: str) -> bool:
@@ -137,17 +181,11 @@ def _typed(raw: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
     for column in columns:
         values = raw[column.name]
         if column.kind == "time":
-            micros = pd.to_numeric(values.replace("", None), errors="raise").astype("Int64")
-            frame[column.name] = pd.to_datetime(micros, unit="us", utc=True)
-        elif column.kind == "int":
-            frame[column.name] = values.astype(np.int64)
-        elif column.kind == "float":
-            frame[column.name] = values.astype(float)
-        elif column.kind == "bool" and not column.nullable:
-            frame[column.name] = values.to_numpy() == "t"
-        elif column.nullable:  # text, or a bool that may be unknown: True/False/None objects
-            typed = values.map({"true": True, "false": False}) if column.kind == "bool" else values.astype(object)
-            frame[column.name] = typed.astype(object).where(raw[f"{column.name}__null"] != "t", None)
-        else:
-            frame[column.name] = values.astype(object)
+            values = pd.Series(pd.to_datetime(values.to_numpy(np.int64), unit="us", utc=True), index=raw.index)
+        elif column.kind == "bool":
+            values = pd.Series(values.to_numpy() == "t", index=raw.index)
+        if column.nullable and column.kind != "float":  # None for text and flags, NaT for times
+            missing = raw[f"{column.name}__null"].to_numpy() == "t"
+            values = (values if column.kind == "time" else values.astype(object)).where(~missing, None)
+        frame[column.name] = values
     return frame

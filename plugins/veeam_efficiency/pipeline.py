@@ -322,7 +322,7 @@ def history_rows(
     history = _with_verdicts(validated["vbr_host"], sessions, anomalies)
     if stored is None:
         return history
-    rows = _new_or_changed(history, stored, validated["sessions"]["session_id"])
+    rows = _new_or_changed(history, stored, payload.column(validated["sessions"], "session_id"))
     log.info("%s: %d of the window's %d sessions new or changed", validated["vbr_host"], len(rows), len(history))
     return rows
 

@@ -19,6 +19,7 @@ import pytest
 from tools.synthetic import generate_document
 from veeam_efficiency import pipeline, storage
 from veeam_efficiency.locks import load_lock_key
+from veeam_efficiency.payload import column, records
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.window import analysis_window
 
@@ -97,18 +98,16 @@ PHASES = {
 def test_postgres_killed_mid_load_keeps_all_or_nothing_and_the_retry_completes_it(private_pg, big_run, phase):
     validated, optimized = big_run
     host = validated["vbr_host"]
-    expected = (len(validated["sessions"]["session_id"]), len(optimized["scorecards"]))
+    expected = (len(column(validated["sessions"], "session_id")), len(records(optimized["scorecards"])))
     assert expected[0] > 250_000 and expected[1] > 100
     dsn = _new_database(private_pg, "results")
     other_validated, other_optimized = _payloads("vbr-other.example.local", 3000, 6, 30, seed=12)
     _load(dsn, other_validated, other_optimized)  # another host's day, stored before the crash
     before = _dump(dsn, "vbr-other.example.local")
     if phase == "merge":  # the host's day is there already, from an earlier run that saw other figures
-        sessions = {
-            **validated["sessions"],
-            "job_name": [f"{name} (renamed since)" for name in validated["sessions"]["job_name"]],
-        }
-        cards = [{**card, "overall_score": card["overall_score"] / 2} for card in optimized["scorecards"]]
+        renamed = [f"{name} (renamed since)" for name in column(validated["sessions"], "job_name")]
+        sessions = {**validated["sessions"], "job_name": json.dumps(renamed)}
+        cards = [{**card, "overall_score": card["overall_score"] / 2} for card in records(optimized["scorecards"])]
         _load(dsn, {**validated, "sessions": sessions}, {**optimized, "scorecards": cards})
     host_before = _dump(dsn, host)
     assert len(host_before[storage.HISTORY]) == (expected[0] if phase == "merge" else 0)

@@ -33,6 +33,7 @@ from tests.support.documents import session as one_session
 from veeam_efficiency import pipeline, storage
 from veeam_efficiency.contract import ContractError, parse_document
 from veeam_efficiency.copy_binary import NotBinaryCopyable
+from veeam_efficiency.payload import column, column_lists, records
 from veeam_efficiency.sessions import EXCLUSION_REASONS
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.window import AnalysisWindow
@@ -80,7 +81,17 @@ def _document_text(**session_overrides: Any) -> str:
 
 
 def _strict_json(value: Any) -> str:
-    return json.dumps(value, allow_nan=False)  # XCom must be strict JSON
+    """XCom must be strict JSON, and so must each table column's text inside it (no NaN, no Infinity)."""
+    for key in ("sessions", "session_anomalies", "history"):
+        for text in (value.get(key) or {}).values():
+            json.loads(text, parse_constant=_refuse)
+    if isinstance(value.get("scorecards"), str):
+        json.loads(value["scorecards"], parse_constant=_refuse)
+    return json.dumps(value, allow_nan=False)
+
+
+def _refuse(constant: str) -> None:
+    raise AssertionError(f"{constant} in a column")
 
 
 def _in_window(parsed: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -178,7 +189,7 @@ def _run_pipeline(text: str, analysis: AnalysisSettings) -> tuple[dict[str, Any]
 def _check_validated(validated: dict[str, Any], parsed: dict[str, Any]) -> None:
     _strict_json(validated)
     rows, first = _in_window(parsed)
-    columns = validated["sessions"]
+    columns = column_lists(validated["sessions"])
     assert validated["sessions_collected"] == len(parsed["sessions"])
     assert len(columns["session_id"]) == len(first)
     assert set(columns["session_id"]) == set(first)
@@ -236,7 +247,7 @@ def _check_scorecards(cards: list[dict[str, Any]], validated: dict[str, Any], an
         if card["scope"] == "job":
             assert card["sessions_scored"] + card["sessions_excluded"] == card["sessions_in_window"]
         else:
-            assert card["sessions_in_window"] == len(validated["sessions"]["session_id"])
+            assert card["sessions_in_window"] == len(column(validated["sessions"], "session_id"))
 
 
 @PIPELINE_PROFILE
@@ -258,11 +269,11 @@ def test_pipeline_never_raises_and_payloads_are_strict_json(
         assert validated["qualifying_job_ids"] == []
     else:
         _strict_json(optimized)
-        _check_scorecards(optimized["scorecards"], validated, analysis)
-        scored = set(optimized["session_anomalies"]["session_id"])
-        assert scored <= set(validated["sessions"]["session_id"])
+        _check_scorecards(records(optimized["scorecards"]), validated, analysis)
+        scored = set(column(optimized["session_anomalies"], "session_id"))
+        assert scored <= set(column(validated["sessions"], "session_id"))
     history = pipeline.history_table(validated, optimized)
-    assert len(history) == len(validated["sessions"]["session_id"])
+    assert len(history) == len(column(validated["sessions"], "session_id"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,7 +311,7 @@ def test_load_writes_one_row_per_in_window_session_and_is_idempotent(results_db:
     analysis = SETTINGS[0]
     validated, optimized = _run_pipeline(text, analysis)
     _, first = _in_window(parsed)
-    cards = optimized["scorecards"] if optimized else []
+    cards = records(optimized["scorecards"]) if optimized else []
     with _fresh_tables(results_db) as conn:
         counts = pipeline.load(conn, validated, optimized)
         assert counts["history_rows"] == len(first)
@@ -339,7 +350,7 @@ def test_load_writes_one_row_per_in_window_session_and_is_idempotent(results_db:
 
 def _break_a_scorecard(optimized: dict[str, Any], how: str) -> dict[str, Any]:
     """A copy of ``optimized`` whose last scorecard holds a value PostgreSQL rejects."""
-    cards = [dict(card) for card in optimized["scorecards"]]
+    cards = records(optimized["scorecards"])
     bad = {"grade": ("grade", "Z"), "null": ("overall_score", None), "int_range": ("sessions_in_window", 2**40)}
     name, value = bad[how]
     cards[-1][name] = value
@@ -388,5 +399,5 @@ def test_failed_load_rolls_back_everything(
             f"SELECT job_id, grade, overall_score FROM {storage.SCHEMA}.{storage.SCORECARDS} WHERE vbr_host = %s",
             (after["vbr_host"],),
         ).fetchall()
-        cards = optimized_after["scorecards"]  # (rows equal to before's are left as they are, not rewritten)
+        cards = records(optimized_after["scorecards"])  # (rows equal to before's are left as they are, not rewritten)
         assert sorted(stored) == sorted((c["job_id"], c["grade"], c["overall_score"]) for c in cards)

@@ -18,6 +18,7 @@ import pytest
 from tests.support import documents
 from tests.support.realdata import real_sample_document, require_real_sample
 from veeam_efficiency import pipeline, storage
+from veeam_efficiency.payload import column, records
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.window import AnalysisWindow, analysis_window
 
@@ -98,7 +99,7 @@ def run(
 
 
 def cards_by_job(optimized: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    return {card["job_id"]: card for card in (optimized or {"scorecards": []})["scorecards"]}
+    return {card["job_id"]: card for card in records((optimized or {"scorecards": []})["scorecards"])}
 
 
 def insufficient(validated: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -154,7 +155,7 @@ def test_metadata_dominated_tiny_increments_are_scored_and_barely_move_compressi
     validated, optimized = run(document(normal + tiny))
 
     assert sum(validated["excluded"].values()) == 0  # 0.4x is above min_factor 0.1: scorable
-    assert set(optimized["session_anomalies"]["session_id"]) >= {f"tiny-{i}" for i in range(5)}
+    assert set(column(optimized["session_anomalies"], "session_id")) >= {f"tiny-{i}" for i in range(5)}
     before, after = cards_by_job(baseline)["job-vm"], cards_by_job(optimized)["job-vm"]
     assert after["sessions_scored"] == 35
     assert before["compression_factor"] == pytest.approx(2.0)
@@ -240,11 +241,13 @@ def test_host_clock_in_another_time_zone_is_windowed_in_utc(results_db: str) -> 
     ]
     validated, optimized = run(document(vm + local))
 
-    in_window = set(validated["sessions"]["session_id"])
+    in_window = set(column(validated["sessions"], "session_id"))
     assert {"syd-in-last", "syd-in-first", "kat-in"} <= in_window
     assert not {"syd-out-end", "syd-out-start", "mid-out"} & in_window
     assert len(in_window) == 33
-    times = dict(zip(validated["sessions"]["session_id"], validated["sessions"]["creation_time"], strict=True))
+    times = dict(
+        zip(column(validated["sessions"], "session_id"), column(validated["sessions"], "creation_time"), strict=True)
+    )
     assert times["syd-in-last"] == "2026-11-26T23:00:00.000000Z"
 
     history = load(results_db, validated, optimized).set_index("session_id")
@@ -298,7 +301,7 @@ def test_real_sample_scores_a_30_day_window(window_end: str) -> None:
     validated, optimized = run(text, REAL_SETTINGS, window)
 
     assert optimized is not None, validated["insufficient_jobs"]
-    cards = optimized["scorecards"]
+    cards = records(optimized["scorecards"])
     jobs = [card for card in cards if card["scope"] == "job"]
     assert len(jobs) >= 1
     for card in cards:
@@ -318,8 +321,8 @@ def test_real_sample_loads_into_postgres(results_db: str) -> None:
     window = analysis_window(datetime(2019, 9, 1, tzinfo=UTC), 30)
     validated, optimized = run(json.dumps(real_sample_document()), REAL_SETTINGS, window)
     history = load(results_db, validated, optimized)
-    assert len(history) == len(validated["sessions"]["session_id"])
+    assert len(history) == len(column(validated["sessions"], "session_id"))
     assert history["session_id"].is_unique
     with psycopg.connect(results_db) as conn:
         (count,) = conn.execute(f"SELECT count(*) FROM {storage.SCHEMA}.{storage.SCORECARDS}").fetchone()
-    assert count == len(optimized["scorecards"])
+    assert count == len(records(optimized["scorecards"]))

@@ -36,6 +36,7 @@ from tests.e2e.dag_runner import fetch, write_document
 from tests.operations.airflow_stack import DAG_ID, AirflowStack, airflow_stack, create_database, drop_database
 from tools.synthetic import generate_document
 from veeam_efficiency import pipeline
+from veeam_efficiency.payload import column
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.window import analysis_window
 
@@ -189,7 +190,7 @@ def test_two_celery_workers_share_a_run_and_a_killed_worker_loses_nothing(result
 
         settings = AnalysisSettings()
         validated = pipeline.validate(json.dumps(large), analysis_window(window_end, settings.lookback_days), settings)
-        sessions = set(validated["sessions"]["session_id"])
+        sessions = set(column(validated["sessions"], "session_id"))
         stored = fetch(
             large_dsn,
             "SELECT count(*), count(DISTINCT session_id) FROM feature3.storage_efficiency_history WHERE vbr_host = %s",

@@ -23,6 +23,7 @@ from tests.e2e.dag_runner import load_dag, write_document
 from tests.support.documents import newest_session
 from tools.synthetic import generate_document
 from veeam_efficiency import pipeline, storage
+from veeam_efficiency.payload import column
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.window import analysis_window
 
@@ -173,7 +174,7 @@ def test_postgres_stopped_during_load_rolls_back_and_retry_writes_once(monkeypat
     validated = pipeline.validate(
         json.dumps(raw), analysis_window(RUN_DATE, AnalysisSettings().lookback_days), AnalysisSettings()
     )
-    sessions = set(validated["sessions"]["session_id"])
+    sessions = set(column(validated["sessions"], "session_id"))
     with psycopg.connect(results_dsn) as conn:
         stored = [row[0] for row in conn.execute("SELECT session_id FROM feature3.storage_efficiency_history")]
         jobs = conn.execute(

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 from veeam_efficiency import pipeline
+from veeam_efficiency.payload import records
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.storage import ensure_schema
 from veeam_efficiency.window import analysis_window
@@ -59,5 +60,7 @@ def seed(dsn: str, days: int = 3) -> dict[str, list[str]]:
                 analysis = pipeline.analyze(validated, settings)
                 optimized = pipeline.scored(analysis, pipeline.optimize(analysis, settings))
                 pipeline.load(conn, validated, optimized, dag_run_id=run_id(day))
-                scored[host] = sorted({card["job_name"] for card in optimized["scorecards"] if card["scope"] == "job"})
+                scored[host] = sorted(
+                    {card["job_name"] for card in records(optimized["scorecards"]) if card["scope"] == "job"}
+                )
     return scored

@@ -14,6 +14,7 @@ from veeam_efficiency import pipeline, tables
 from veeam_efficiency.columnar import parse_document_columns
 from veeam_efficiency.contract import ContractError, parse_document
 from veeam_efficiency.job_settings import job_settings_records
+from veeam_efficiency.payload import records
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.window import AnalysisWindow
 
@@ -50,7 +51,7 @@ def test_v1_gives_the_same_scorecards_as_v2_and_no_settings(v2_document: dict[st
     # the seed's scorecard is the same; only the grade in context may use the settings (issue 14)
     context = {column.name for column in tables.CONTEXT_COLUMNS}
     v1_cards, v2_cards = (
-        [{name: value for name, value in card.items() if name not in context} for card in result["scorecards"]]
+        [{name: value for name, value in card.items() if name not in context} for card in records(result["scorecards"])]
         for result in (v1_result, v2_result)
     )
     assert v1_cards and v1_cards == v2_cards

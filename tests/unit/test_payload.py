@@ -50,9 +50,11 @@ def _table() -> pd.DataFrame:
 
 
 def test_to_columns_is_strict_json_with_none_for_missing() -> None:
-    columns = payload.to_columns(_table(), KINDS)
-    text = json.dumps(columns, allow_nan=False)
-    assert json.loads(text) == columns
+    packed = payload.to_columns(_table(), KINDS)
+    text = json.dumps(packed, allow_nan=False)
+    assert json.loads(text) == packed
+    assert all(type(values) is str for values in packed.values())  # Airflow passes a string whole
+    columns = payload.column_lists(packed)
     assert columns["name"] == ["Job A", None, "Fileserver Wöchentlich"]
     assert columns["created"] == ["2026-11-26T01:02:03.456789Z", None, "2026-11-26T00:00:00.000000Z"]
     assert columns["day"] == ["2026-11-26", "2026-01-02", "2024-02-29"]
@@ -67,7 +69,17 @@ def test_to_columns_is_strict_json_with_none_for_missing() -> None:
 
 def test_only_the_listed_columns_travel() -> None:
     columns = payload.to_columns(_table().assign(extra=1), {"count": "int"})
-    assert columns == {"count": [0, 7, 30]}
+    assert payload.column_lists(columns) == {"count": [0, 7, 30]}
+    assert payload.column(columns, "count") == [0, 7, 30]
+
+
+def test_an_infinite_factor_travels_inside_strict_json() -> None:
+    """A column's text may hold Infinity (JSON has none); the XCom value around it stays strict JSON."""
+    frame = pd.DataFrame({"ratio": [np.inf, -np.inf, np.nan, 1.5]})
+    columns = payload.to_columns(frame, {"ratio": "float"})
+    json.dumps(columns, allow_nan=False)
+    back = payload.from_columns(columns, {"ratio": "float"})["ratio"].tolist()
+    assert back[:2] == [np.inf, -np.inf] and np.isnan(back[2]) and back[3] == 1.5
 
 
 def _assert_round_trip(back: pd.DataFrame) -> None:
@@ -97,7 +109,9 @@ def test_columns_round_trip_through_json() -> None:
 
 
 def test_records_round_trip_through_json() -> None:
-    records = payload.to_records(_table(), KINDS)
+    packed = payload.to_records(_table(), KINDS)
+    assert type(packed) is str  # Airflow passes a string whole
+    records = payload.records(packed)
     assert len(records) == 3
     assert records[1] == {
         "name": None,
@@ -138,7 +152,7 @@ def test_missing_date_travels_as_none() -> None:
     frame = pd.DataFrame({"day": pd.Series([date(2026, 11, 26), None], dtype=object)})
     columns = payload.to_columns(frame, {"day": "date"})
     json.dumps(columns, allow_nan=False)
-    assert columns["day"] == ["2026-11-26", None]
+    assert payload.column(columns, "day") == ["2026-11-26", None]
     back = payload.from_columns(columns, {"day": "date"})
     assert back["day"].iloc[0] == date(2026, 11, 26)
     assert pd.isna(back["day"].iloc[1])
@@ -180,7 +194,7 @@ def _scorecards() -> pd.DataFrame:
 def test_real_scorecards_are_strict_json_and_round_trip() -> None:
     cards = _scorecards()
     kinds = {name: kind for name, kind in SCORECARD_KINDS.items() if name in cards.columns}
-    records = payload.to_records(cards, kinds)
+    records = payload.records(payload.to_records(cards, kinds))
     text = json.dumps(records, allow_nan=False)  # job B is constant: NaN p-value; the host row's p is NaN
     back = payload.from_records(json.loads(text), kinds)
     assert back["job_id"].tolist() == ["A", "B", "*"]

@@ -15,7 +15,7 @@ from tools.synthetic import generate_document
 from veeam_efficiency import pipeline
 from veeam_efficiency.columnar import parse_document_columns
 from veeam_efficiency.history_reads import RESULT_COLUMNS
-from veeam_efficiency.payload import from_columns
+from veeam_efficiency.payload import column, column_lists, from_columns, records
 from veeam_efficiency.sessions import sessions_frame
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.tables import HISTORY_TABLE
@@ -69,7 +69,7 @@ def _reader(stored: pd.DataFrame, derived: pd.DataFrame | None = None) -> pipeli
     return read
 
 
-def _columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
+def _columns(frame: pd.DataFrame) -> dict[str, str]:
     from veeam_efficiency.payload import to_columns
 
     return to_columns(frame.sort_values("session_id", ignore_index=True), pipeline.SESSION_KINDS)
@@ -80,7 +80,7 @@ def test_validate_hands_on_only_what_the_server_reported(server: dict[str, Any])
     validated = pipeline.validate(collected, WINDOW, SETTINGS, _reader(stored))
     full = pipeline.validate(json.dumps(server), WINDOW, SETTINGS)
     reported = sum(1 for session in server["sessions"] if _created(session) >= ASKED) - 1
-    assert len(validated["sessions"]["session_id"]) == validated["sessions_collected"] == reported
+    assert len(column(validated["sessions"], "session_id")) == validated["sessions_collected"] == reported
     assert validated["stored_window"] and not full["stored_window"]
     assert validated["sessions_from_history"] == len(server["sessions"]) - reported  # the purged one counts
     for key in ("sessions_in_window", "qualifying_job_ids", "insufficient_jobs", "excluded"):
@@ -97,7 +97,7 @@ def test_the_steps_after_rebuild_the_window_and_score_it_as_a_full_collection(se
     assert window["creation_time"].is_monotonic_increasing
     analysis = pipeline.analyze(validated, SETTINGS, read)
     full_analysis = pipeline.analyze(full, SETTINGS)
-    assert analysis["scorecards"] and analysis["scorecards"] == full_analysis["scorecards"]
+    assert records(analysis["scorecards"]) and analysis["scorecards"] == full_analysis["scorecards"]
     pd.testing.assert_frame_equal(
         pipeline.history_table(validated, full_analysis, window),
         pipeline.history_table(full, full_analysis),
@@ -121,7 +121,7 @@ def test_analyze_hands_load_the_rows_that_turn_the_history_into_a_full_collectio
     analysis = pipeline.analyze(validated, SETTINGS, _reader(stored, derived))
     assert "session_anomalies" not in analysis
     rows = from_columns(analysis["history"], pipeline.HISTORY_ROW_KINDS).set_index("session_id")
-    assert set(rows.index) == {*validated["sessions"]["session_id"], *redone}
+    assert set(rows.index) == {*column(validated["sessions"], "session_id"), *redone}
     kept = stored.drop_duplicates("session_id").set_index("session_id").join(derived.set_index("session_id"))
     kept = kept.drop(rows.index, errors="ignore")  # the server repeats a session: the first copy counts
     upserted = pd.concat([kept, rows])[[*expected.columns.intersection(rows.columns)]].sort_index()
@@ -148,6 +148,6 @@ def test_a_session_with_two_verdicts_is_refused(server: dict[str, Any]) -> None:
     full = pipeline.validate(json.dumps(server), WINDOW, SETTINGS)
     analysis = pipeline.analyze(full, SETTINGS)
     assert len(pipeline.history_table(full, analysis)) == full["sessions_in_window"]
-    twice = {name: [*values, values[0]] for name, values in analysis["session_anomalies"].items()}
+    twice = {name: [*values, values[0]] for name, values in column_lists(analysis["session_anomalies"]).items()}
     with pytest.raises(ValueError, match="a session_id repeats in the anomaly verdicts"):
         pipeline.history_table(full, analysis | {"session_anomalies": twice})
