@@ -169,7 +169,7 @@ def report(steady: dict[str, Any]) -> tuple[list[str], list[str]]:
     lines = [
         f"{steady['sessions']:,} sessions / {steady['jobs']:,} jobs in the 30-day window; day D loaded "
         f"first ({steady['first_day']['wall_s']:.1f} s), then day D+1 from that same state, once per mode. "
-        "Each run a fresh `dag.test` interpreter, XComs in object storage (gzip, local files) as the README sets "
+        "Each run a fresh `dag.test` interpreter, XComs in object storage (zstd, local files) as the README sets "
         "up large servers (bench/steady_state.py).",
         "",
         "| day D+1 | wall | sessions asked of the server | days asked | history rows written | scorecards |",
