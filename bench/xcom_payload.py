@@ -50,13 +50,20 @@ def _sizes(dsn: str) -> dict[str, int]:
     return {"xcom_table_bytes": row[0], "database_bytes": row[1], "xcom_rows": row[2], "xcom_values_bytes": row[3]}
 
 
+def _unpacked_bytes(path: Path) -> int:
+    """An object's JSON size, read through fsspec's codec as the XCom backend reads it."""
+    import fsspec
+
+    with fsspec.open(str(path), compression="zstd") as unpacked:
+        return len(unpacked.read())
+
+
 def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = True) -> dict[str, Any]:
     """One ``airflow dags test`` over ``sessions`` sessions; the figures (see the module doc).
 
     ``object_storage=False`` runs with Airflow's default XCom backend, for comparison.
     """
     import psycopg
-    from backports import zstd
 
     replay = home / "replay"
     replay.mkdir(parents=True, exist_ok=True)
@@ -118,7 +125,7 @@ def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = 
             "after": after,
             "objects": [str(path.relative_to(home / "xcom")) for path in objects],
             "objects_compressed_bytes": sum(path.stat().st_size for path in objects),
-            "payload_bytes": sum(len(zstd.decompress(path.read_bytes())) for path in objects),
+            "payload_bytes": sum(_unpacked_bytes(path) for path in objects),
             "xcom_references": references,
             "xcom_keys": [f"{task}[{index}] {key}" for task, key, index, _ in rows],
             "xcom_root": f"file://{home / 'xcom'}",

@@ -84,33 +84,36 @@ def stored_sessions(conn: Any, vbr_host: str, start: datetime, end: datetime, *,
     PostgreSQL's shortest exact text, parsed back exactly.
     """
     columns = (*SESSION_RECORD.columns, *(RESULT_COLUMNS if results else ()))
-    selected: list[tuple[sql.Composable, str]] = []
+    selected: list[tuple[sql.Composable, str, Any]] = []  # expression, CSV name, how pandas parses it
     for column in columns:
         value: sql.Composable = sql.Identifier(column.name)
         if column.kind == "time":
             value = sql.SQL("(extract(epoch FROM {c}) * 1000000)::bigint").format(c=value)
-        if column.nullable and column.kind != "float":  # an empty float field is NULL: no text to tell apart
-            selected.append((sql.SQL("coalesce({v}, {empty})").format(v=value, empty=_EMPTY[column.kind]), column.name))
-            selected.append((sql.SQL("{c} IS NULL").format(c=sql.Identifier(column.name)), f"{column.name}__null"))
+        parse = _CSV_TYPES[column.kind]
+        if _flagged(column):
+            selected.append(
+                (sql.SQL("coalesce({v}, {empty})").format(v=value, empty=_EMPTY[column.kind]), column.name, parse)
+            )
+            selected.append(
+                (sql.SQL("{c} IS NULL").format(c=sql.Identifier(column.name)), f"{column.name}__null", object)
+            )
         else:
-            selected.append((value, column.name))
+            selected.append((value, column.name, parse))
     query = sql.SQL(
         "COPY (SELECT {columns} FROM {history} WHERE vbr_host = {host} "
         "AND creation_time >= {start} AND creation_time < {end}) TO STDOUT (FORMAT csv)"
     ).format(
-        columns=sql.SQL(", ").join(expression for expression, _ in selected),
+        columns=sql.SQL(", ").join(expression for expression, _, _ in selected),
         history=sql.Identifier(SCHEMA, HISTORY),
         host=sql.Literal(vbr_host),
         start=sql.Literal(start),
         end=sql.Literal(end),
     )
-    names = [name for _, name in selected]
-    dtypes = {name: _CSV_TYPES[kind] for name, kind in _csv_kinds(columns).items()}
     floats = [column.name for column in columns if column.kind == "float"]
     options: dict[str, Any] = {
         "header": None,
-        "names": names,
-        "dtype": dtypes,
+        "names": [name for _, name, _ in selected],
+        "dtype": {name: parse for _, name, parse in selected},
         "keep_default_na": False,
         "na_values": {name: [""] for name in floats},  # an empty field is NULL for a float, text for the rest
         "float_precision": "round_trip",
@@ -129,20 +132,16 @@ _EMPTY = {"text": sql.SQL("''"), "bool": sql.SQL("false"), "time": sql.SQL("0"),
 _CSV_TYPES: dict[str, Any] = {"text": object, "bool": object, "int": np.int64, "time": np.int64, "float": np.float64}
 
 
-def _csv_kinds(columns: tuple[Column, ...]) -> dict[str, str]:
-    kinds: dict[str, str] = {}
-    for column in columns:
-        kinds[column.name] = column.kind
-        if column.nullable and column.kind != "float":
-            kinds[f"{column.name}__null"] = "bool"
-    return kinds
+def _flagged(column: Column) -> bool:
+    """A nullable column but a float (whose empty field is NULL) travels with a null flag beside it."""
+    return column.nullable and column.kind != "float"
 
 
 class _CopyStream(io.RawIOBase):
     """The rows of a ``COPY ... TO STDOUT`` as a file, so pandas parses while PostgreSQL still sends.
 
     Reading every row before parsing made the server's work and the parsing take turns;
-    streamed, they run at once (a million rows: about a third less time).
+    streamed, they run at once. psycopg offers the rows only one by one, hence this wrapper.
     """
 
     def __init__(self, copy: Any) -> None:
@@ -184,7 +183,7 @@ def _typed(raw: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
             values = pd.Series(pd.to_datetime(values.to_numpy(np.int64), unit="us", utc=True), index=raw.index)
         elif column.kind == "bool":
             values = pd.Series(values.to_numpy() == "t", index=raw.index)
-        if column.nullable and column.kind != "float":  # None for text and flags, NaT for times
+        if _flagged(column):  # None for text and flags, NaT for times
             missing = raw[f"{column.name}__null"].to_numpy() == "t"
             values = (values if column.kind == "time" else values.astype(object)).where(~missing, None)
         frame[column.name] = values
