@@ -29,7 +29,7 @@ def analyse(document: Any, stages: dict[str, dict[str, float]] | None = None) ->
     from veeam_efficiency.job_settings import job_settings_records
     from veeam_efficiency.optimization import add_optimization_potential
     from veeam_efficiency.scorecards import score_window
-    from veeam_efficiency.sessions import job_sufficiency, window_sessions
+    from veeam_efficiency.sessions import job_sufficiency, job_tally, window_sessions
     from veeam_efficiency.settings import AnalysisSettings
     from veeam_efficiency.window import AnalysisWindow
 
@@ -49,7 +49,7 @@ def analyse(document: Any, stages: dict[str, dict[str, float]] | None = None) ->
 
     def run_sufficiency() -> None:
         ws = state["ws"]
-        jobs = job_sufficiency(ws.scorable, ws.frame, settings.min_sessions)
+        jobs = job_sufficiency(job_tally(ws.frame), settings.min_sessions)
         state["qualifying"] = jobs.loc[jobs["qualifies"], "job_id"].tolist()
 
     def run_score() -> None:

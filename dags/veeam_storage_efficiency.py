@@ -159,12 +159,13 @@ def veeam_storage_efficiency() -> None:
         """Check the collector contract and keep the window's sessions (the stored rest read from the history),
         each with why it can't be scored."""
         from veeam_efficiency import pipeline
-        from veeam_efficiency.airflow.history import stored_session_reader
+        from veeam_efficiency.airflow.history import stored_history
 
         with fail_or_retry():  # a broken document fails at once; the history's read is retried
             collection, settings = _settings(params)
-            with stored_session_reader(collection.postgres_conn_id) as read_stored:
-                validated = pipeline.validate(collected, _window(params, data_interval_end), settings, read_stored)
+            with stored_history(collection.postgres_conn_id) as history:
+                window = _window(params, data_interval_end)
+                validated = pipeline.validate(collected, window, settings, history.read, tally_stored=history.tally)
         get_current_context()["ti"].xcom_push("sufficiency", pipeline.part(validated, pipeline.SUFFICIENCY))
         return validated
 
@@ -183,12 +184,12 @@ def veeam_storage_efficiency() -> None:
         """Score each qualifying job: the five component scores, overall, grade, trend, anomalies
         (the scorecards under the XCom key `scorecards`, each session's anomaly verdict as the result)."""
         from veeam_efficiency import pipeline
-        from veeam_efficiency.airflow.history import stored_session_reader
+        from veeam_efficiency.airflow.history import stored_history
 
         with fail_or_retry():
             collection, settings = _settings(params)
-            with stored_session_reader(collection.postgres_conn_id) as read_stored:
-                analysis = pipeline.analyze(validated, settings, read_stored)
+            with stored_history(collection.postgres_conn_id) as history:
+                analysis = pipeline.analyze(validated, settings, history.read)
         get_current_context()["ti"].xcom_push("scorecards", pipeline.part(analysis, pipeline.SCORECARDS))
         return pipeline.part(analysis, pipeline.VERDICTS)
 

@@ -18,6 +18,7 @@ import pandas as pd
 from psycopg import sql
 
 from veeam_efficiency.collection_plan import Collected
+from veeam_efficiency.sessions import EXCLUSION_REASONS, TALLY_COUNTS, TALLY_NEWEST
 from veeam_efficiency.tables import COLLECTION_LOG, HISTORY, HISTORY_TABLE, SCHEMA, SESSION_RECORD, Column
 
 # What a run derives and stores beside a session's record: factors, exclusion, anomaly verdict
@@ -89,13 +90,13 @@ def stored_sessions(conn: Any, vbr_host: str, start: datetime, end: datetime, *,
         value: sql.Composable = sql.Identifier(column.name)
         if column.kind == "time":
             value = sql.SQL("(extract(epoch FROM {c}) * 1000000)::bigint").format(c=value)
-        parse = _CSV_TYPES[column.kind]
+        parse = object if column.name in SESSION_RECORD.key else _CSV_TYPES[column.kind]
         if _flagged(column):
             selected.append(
                 (sql.SQL("coalesce({v}, {empty})").format(v=value, empty=_EMPTY[column.kind]), column.name, parse)
             )
             selected.append(
-                (sql.SQL("{c} IS NULL").format(c=sql.Identifier(column.name)), f"{column.name}__null", object)
+                (sql.SQL("{c} IS NULL").format(c=sql.Identifier(column.name)), f"{column.name}__null", bool)
             )
         else:
             selected.append((value, column.name, parse))
@@ -117,6 +118,8 @@ def stored_sessions(conn: Any, vbr_host: str, start: datetime, end: datetime, *,
         "keep_default_na": False,
         "na_values": {name: [""] for name in floats},  # an empty field is NULL for a float, text for the rest
         "float_precision": "round_trip",
+        "true_values": ["t"],
+        "false_values": ["f"],
     }
     if not _exists(conn, HISTORY):
         return _typed(pd.read_csv(io.BytesIO(), **options), columns)
@@ -126,10 +129,96 @@ def stored_sessions(conn: Any, vbr_host: str, start: datetime, end: datetime, *,
     return _typed(raw, columns)
 
 
+def stored_tally(
+    conn: Any,
+    vbr_host: str,
+    start: datetime,
+    end: datetime,
+    reported: Sequence[str],
+    min_factor: float,
+    max_factor: float,
+) -> tuple[pd.DataFrame, int]:
+    """The :func:`~veeam_efficiency.sessions.job_tally` of the host's stored sessions created in
+    ``[start, end)`` but those ``reported`` (by session_id), counted by PostgreSQL; and how many
+    of them repeat a session_id (the tally counts each row: exact only when none does).
+
+    ``validate`` needs only these counts of the stored month, not its rows: counting 966,000
+    stored sessions where they are took 2.2 s, reading and windowing them about 9 s.
+    """
+    counts = sql.SQL(", ").join(
+        sql.SQL("count(*) FILTER (WHERE reason = {r}) AS {name}").format(
+            r=sql.Literal(reason), name=sql.Identifier(reason)
+        )
+        for reason in EXCLUSION_REASONS
+    )
+    query = sql.SQL(
+        "WITH reported AS (SELECT unnest({reported}::text[]) AS session_id), "
+        "rest AS MATERIALIZED (SELECT session_id, job_id, job_name, creation_time, {reason} AS reason "
+        "FROM {history} AS h WHERE vbr_host = {host} AND creation_time >= {start} AND creation_time < {end} "
+        "AND NOT EXISTS (SELECT FROM reported AS r WHERE r.session_id = h.session_id)), "
+        "counted AS (SELECT job_id, count(*) AS sessions, count(*) FILTER (WHERE reason IS NULL) AS found, {counts}, "
+        "max(creation_time) AS newest_created FROM rest GROUP BY job_id) "
+        "SELECT DISTINCT ON (c.job_id) c.*, r.session_id, r.job_name, "
+        "(SELECT count(*) - count(DISTINCT session_id) FROM rest) "
+        "FROM counted AS c JOIN rest AS r ON r.job_id = c.job_id AND r.creation_time = c.newest_created "
+        "ORDER BY c.job_id, r.session_id DESC"  # the newest session: latest created, then highest id (COLLATE "C")
+    ).format(
+        reported=sql.Placeholder("reported"),
+        reason=_exclusion_reason(),
+        history=sql.Identifier(SCHEMA, HISTORY),
+        host=sql.Placeholder("host"),
+        start=sql.Placeholder("start"),
+        end=sql.Placeholder("end"),
+        counts=counts,
+    )
+    names = ["job_id", *TALLY_COUNTS, *TALLY_NEWEST]
+    rows: list[Any] = []
+    if _exists(conn, HISTORY):
+        params = {"reported": list(reported), "host": vbr_host, "start": start, "end": end,
+                  "min_factor": float(min_factor), "max_factor": float(max_factor)}  # fmt: skip
+        with conn.cursor() as cur:
+            cur.execute(query, params)
+            rows = cur.fetchall()
+        conn.commit()
+    tally = pd.DataFrame([row[:-1] for row in rows], columns=names)
+    tally = tally.astype({name: np.int64 for name in TALLY_COUNTS} | {"job_id": object, "job_name": object})
+    tally["newest_created"] = pd.to_datetime(tally["newest_created"], utc=True)
+    tally["newest_session_id"] = tally["newest_session_id"].astype(object)
+    return tally, int(rows[0][-1]) if rows else 0
+
+
+def _exclusion_reason() -> sql.Composable:
+    """:func:`veeam_efficiency.sessions.exclusion_reasons` in SQL: the first reason that holds, else NULL.
+
+    The factors as ``add_factors`` computes them, ``100 / raw`` in double precision (``100.0 / raw``
+    alone would be exact numeric and could disagree with pandas at a bound), NaN for a raw not above 0.
+    """
+
+    def plausible(raw: str) -> sql.Composable:
+        return sql.SQL("({raw} > 0 AND 100.0::float8 / {raw} BETWEEN {low} AND {high})").format(
+            raw=sql.Identifier(raw), low=sql.Placeholder("min_factor"), high=sql.Placeholder("max_factor")
+        )
+
+    when = {
+        "failed": sql.SQL("result = 'Failed'"),
+        "running": sql.SQL("end_time IS NULL"),
+        "no_data": sql.SQL("(data_size_bytes = 0 OR dedup_ratio_raw = 0 OR compress_ratio_raw = 0)"),
+        "implausible_ratio": sql.SQL("NOT ({} AND {})").format(
+            plausible("dedup_ratio_raw"), plausible("compress_ratio_raw")
+        ),
+    }
+    return sql.SQL("CASE {} END").format(  # in the order of EXCLUSION_REASONS: the first that holds
+        sql.SQL(" ").join(
+            sql.SQL("WHEN {} THEN {}").format(when[reason], sql.Literal(reason)) for reason in EXCLUSION_REASONS
+        )
+    )
+
+
 # What stands in for a NULL before its flag column says it is one
 _EMPTY = {"text": sql.SQL("''"), "bool": sql.SQL("false"), "time": sql.SQL("0"), "int": sql.SQL("0")}
-# How each CSV field parses: text (and a flag, "t"/"f") as text, the rest straight into its type
-_CSV_TYPES: dict[str, Any] = {"text": object, "bool": object, "int": np.int64, "time": np.int64, "float": np.float64}
+# How each CSV field parses: a text as categories (but the session_id: each distinct text made once,
+# not per row), a flag ("t"/"f") as bool, the rest straight into its type
+_CSV_TYPES: dict[str, Any] = {"text": "category", "bool": bool, "int": np.int64, "time": np.int64, "float": np.float64}
 
 
 def _flagged(column: Column) -> bool:
@@ -181,10 +270,10 @@ def _typed(raw: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
         values = raw[column.name]
         if column.kind == "time":
             values = pd.Series(pd.to_datetime(values.to_numpy(np.int64), unit="us", utc=True), index=raw.index)
-        elif column.kind == "bool":
-            values = pd.Series(values.to_numpy() == "t", index=raw.index)
+        elif column.kind == "text":
+            values = values.astype(object)  # parsed as categories: each distinct text made once, not per row
         if _flagged(column):  # None for text and flags, NaT for times
-            missing = raw[f"{column.name}__null"].to_numpy() == "t"
+            missing = raw[f"{column.name}__null"].to_numpy()
             values = (values if column.kind == "time" else values.astype(object)).where(~missing, None)
         frame[column.name] = values
     return frame

@@ -13,10 +13,12 @@ then moves a day or two of sessions between its tasks, not the month.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import date, datetime
 from functools import partial
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from veeam_efficiency import payload
@@ -28,7 +30,15 @@ from veeam_efficiency.history_reads import RESULT_COLUMNS, stored_sessions
 from veeam_efficiency.job_settings import job_settings_records
 from veeam_efficiency.optimization import add_optimization_potential
 from veeam_efficiency.scorecards import score_window
-from veeam_efficiency.sessions import job_sufficiency, sessions_frame, window_sessions, window_table
+from veeam_efficiency.sessions import (
+    EXCLUSION_REASONS,
+    combined_tallies,
+    job_sufficiency,
+    job_tally,
+    sessions_frame,
+    window_sessions,
+    window_table,
+)
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.storage import TOO_FEW_SESSIONS, write_run
 from veeam_efficiency.tables import (
@@ -51,12 +61,23 @@ class ReadStored(Protocol):
     def __call__(self, vbr_host: str, start: datetime, end: datetime, *, results: bool = False) -> pd.DataFrame: ...
 
 
+class TallyStored(Protocol):
+    """The job tally of a VBR host's stored sessions created in [start, end) but those ``reported``, and
+    how many of them repeat a session_id: history_reads.stored_tally on a connection."""
+
+    def __call__(
+        self, vbr_host: str, start: datetime, end: datetime, reported: Sequence[str], settings: AnalysisSettings
+    ) -> tuple[pd.DataFrame, int]: ...
+
+
 SESSION_KINDS: dict[str, str] = dict(WINDOW_SESSIONS.kinds)
 RECORD_KINDS: dict[str, str] = dict(SESSION_RECORD.kinds)
 COLLECTION_LOG_KINDS: dict[str, str] = dict(COLLECTION_LOG_TABLE.kinds)
 ANOMALY_KINDS: dict[str, str] = dict(SESSION_ANOMALIES.kinds)
 SCORECARD_KINDS: dict[str, str] = dict(SCORECARD_TABLE.kinds)
 VERDICT_COLUMNS = ("is_anomaly", "anomaly_score", "anomaly_reason")
+# In a window rebuilt from the history (:func:`window_frame`): each session's row in the stored sessions read, -1 the server's
+STORED_ROW = "_stored_row"
 # a history row as analyze hands it to load (load adds the host, version, collection time and day)
 HISTORY_ROW_KINDS: dict[str, str] = SESSION_KINDS | {name: ANOMALY_KINDS[name] for name in VERDICT_COLUMNS}
 # What a light step reads of a heavy payload, which the DAG pushes under an XCom key of its
@@ -77,15 +98,19 @@ def validate(
     window: AnalysisWindow,
     settings: AnalysisSettings,
     read_stored: ReadStored | None = None,
+    *,
+    tally_stored: TallyStored | None = None,
 ) -> dict[str, Any]:
     """Check the contract, keep the window, and say which jobs have enough sessions for a scorecard.
 
     ``collected`` is what ``collect`` returns (:func:`veeam_efficiency.airflow.collect.collect_window`:
     the server's documents, one per interval asked), or one collector document. A collection
     of every job (``logged``) is completed with the window's stored sessions the server did
-    not report (``read_stored``: not asked for, or purged by VBR); those stay out of the
-    result, whose ``stored_window`` says the steps after must read them (:func:`window_frame`).
-    Raises :class:`~veeam_efficiency.contract.ContractError` on a broken document.
+    not report (not asked for, or purged by VBR): they are counted where they are
+    (``tally_stored``), or read (``read_stored``: also when the history holds a session
+    twice). They stay out of the result, whose ``stored_window`` says the steps after must
+    read them (:func:`window_frame`). Raises :class:`~veeam_efficiency.contract.ContractError`
+    on a broken document.
     """
     if isinstance(collected, str):
         collected = {"documents": [collected], "asked": [], "logged": False}
@@ -95,15 +120,14 @@ def validate(
     if len(hosts) > 1:
         raise ContractError(f"field 'vbr_host': one collection answered as {hosts}; expected one VBR server")
     reported = answers[0] if len(answers) == 1 else pd.concat(answers, ignore_index=True)
-    frame = reported
+    sessions = window_sessions(documents[-1], window.start, window.end, settings, frame=reported)
+    tally, duplicates, from_history = job_tally(sessions.frame), sessions.duplicates_dropped, 0
     if collected.get("logged"):
-        if read_stored is None:
-            raise ValueError("a collection of every job is completed from the session history: pass read_stored")
-        frame = merge_stored(reported, read_stored(hosts[0], window.start, window.end))
-    sessions = window_sessions(
-        documents[-1], window.start, window.end, settings, frame=frame, from_history=len(frame) - len(reported)
-    )
-    jobs = job_sufficiency(sessions.scorable, sessions.frame, settings.min_sessions)
+        stored, stored_duplicates = _stored_tally(hosts[0], reported, window, settings, read_stored, tally_stored)
+        tally = combined_tallies(tally, stored)
+        from_history = int(stored["sessions"].sum()) + stored_duplicates
+        duplicates += stored_duplicates
+    jobs = job_sufficiency(tally, settings.min_sessions)
     for job in jobs[~jobs["qualifies"]].itertuples():  # one log line per job, not per session
         log.info(
             "job %r (%s): %d scorable sessions in the window, %d needed: no scorecard",
@@ -112,21 +136,20 @@ def validate(
             job.found,
             job.needed,
         )
+    excluded = {reason: int(tally[reason].sum()) for reason in EXCLUSION_REASONS}
+    in_window = int(tally["sessions"].sum())
     log.info(
         "%s: %d sessions collected, %d more from the history, %d in the window %s..%s, %d duplicates dropped, "
         "excluded %s",
         sessions.vbr_host,
         sessions.sessions_collected,
-        sessions.sessions_from_history,
-        len(sessions.frame),
+        from_history,
+        in_window,
         window.start.isoformat(),
         window.end.isoformat(),
-        sessions.duplicates_dropped,
-        sessions.excluded,
+        duplicates,
+        excluded,
     )
-    from_server = sessions.frame
-    if sessions.sessions_from_history:
-        from_server = from_server[from_server["session_id"].isin(reported["session_id"])]
     return {
         "vbr_host": sessions.vbr_host,
         "vbr_version": sessions.vbr_version,
@@ -135,20 +158,44 @@ def validate(
         "window_end": window.end.isoformat(),
         "analysis_date": window.analysis_date.isoformat(),
         "sessions_collected": sessions.sessions_collected,
-        "sessions_from_history": sessions.sessions_from_history,
-        "sessions_in_window": len(sessions.frame),
+        "sessions_from_history": from_history,
+        "sessions_in_window": in_window,
         "collection_log": _collection_log(collected, documents, answers),
-        "duplicates_dropped": sessions.duplicates_dropped,
-        "excluded": sessions.excluded,
+        "duplicates_dropped": duplicates,
+        "excluded": excluded,
         "qualifying_job_ids": jobs.loc[jobs["qualifies"], "job_id"].tolist(),
         "insufficient_jobs": jobs.loc[~jobs["qualifies"], ["job_id", "job_name", "found", "needed"]].to_dict(
             orient="records"
         ),
         # the window's sessions the server reported; with stored_window, the rest is read from the history
-        "sessions": payload.to_columns(from_server, SESSION_KINDS),
-        "stored_window": bool(sessions.sessions_from_history),
+        "sessions": payload.to_columns(sessions.frame, SESSION_KINDS),
+        "stored_window": bool(from_history),
         "job_settings": job_settings_records(documents[-1]),  # None: a v1 document, settings unknown
     }
+
+
+def _stored_tally(
+    vbr_host: str,
+    reported: pd.DataFrame,
+    window: AnalysisWindow,
+    settings: AnalysisSettings,
+    read_stored: ReadStored | None,
+    tally_stored: TallyStored | None,
+) -> tuple[pd.DataFrame, int]:
+    """The job tally of the window's stored sessions the server did not report (:func:`merge_stored`'s
+    rest), and how many repeats of a session_id were dropped from it."""
+    ids = reported["session_id"]
+    if tally_stored is not None:
+        tally, repeats = tally_stored(vbr_host, window.start, window.end, ids.tolist(), settings)
+        if not repeats:
+            return tally, 0
+        log.warning("%s: the history holds %d sessions of the window twice: reading them to count each once",
+                    vbr_host, repeats)  # fmt: skip
+    if read_stored is None:
+        raise ValueError("a collection of every job is completed from the session history: pass read_stored")
+    stored = read_stored(vbr_host, window.start, window.end)
+    rest, duplicates = window_table(stored[~stored["session_id"].isin(ids)], window.start, window.end, settings)
+    return job_tally(rest), duplicates
 
 
 def stored_rest(validated: dict[str, Any], read_stored: ReadStored | None) -> pd.DataFrame | None:
@@ -181,7 +228,10 @@ def window_frame(
             "session history: pass them (stored_rest) and the run's settings"
         )
     start, end = datetime.fromisoformat(validated["window_start"]), datetime.fromisoformat(validated["window_end"])
-    frame, _ = window_table(merge_stored(reported[list(RECORD_KINDS)], stored), start, end, settings)
+    # each row says where it came from: -1 the server, else its row in ``stored`` (_new_or_changed)
+    server = reported[list(RECORD_KINDS)].assign(**{STORED_ROW: -1})
+    history = stored.assign(**{STORED_ROW: np.arange(len(stored))})
+    frame, _ = window_table(merge_stored(server, history), start, end, settings)
     if len(frame) != validated["sessions_in_window"]:
         log.warning(
             "%s: the history changed since validate (another run loaded this server): %d sessions in the window "
@@ -271,7 +321,7 @@ def analyze(
     }
     if stored is None:
         return analysis | {"session_anomalies": payload.to_columns(result.session_anomalies, ANOMALY_KINDS)}
-    rows = history_rows(validated, result.session_anomalies, sessions, stored)
+    rows = history_rows(validated, result.session_anomalies, sessions, stored, aligned=True)
     return analysis | {"history": payload.to_columns(rows[list(HISTORY_ROW_KINDS)], HISTORY_ROW_KINDS)}
 
 
@@ -315,14 +365,17 @@ def history_rows(
     anomalies: pd.DataFrame | None,
     sessions: pd.DataFrame,
     stored: pd.DataFrame | None = None,
+    *,
+    aligned: bool = False,
 ) -> pd.DataFrame:
     """The window's history rows worth writing: every session with its verdict, or, given what is
-    ``stored`` (read with ``results=True``), the server's and the stored ones whose results changed
-    (:func:`_new_or_changed`)."""
-    history = _with_verdicts(validated["vbr_host"], sessions, anomalies)
+    ``stored`` (read with ``results=True``; ``sessions`` then from :func:`window_frame`), the server's
+    and the stored ones whose results changed (:func:`_new_or_changed`). ``aligned``: the
+    ``anomalies`` are indexed by their rows of ``sessions`` (as ``score_window`` leaves them)."""
+    history = _with_verdicts(validated["vbr_host"], sessions, anomalies, aligned=aligned)
     if stored is None:
-        return history
-    rows = _new_or_changed(history, stored, payload.column(validated["sessions"], "session_id"))
+        return history.drop(columns=STORED_ROW, errors="ignore")
+    rows = _new_or_changed(history, stored).drop(columns=STORED_ROW)
     log.info("%s: %d of the window's %d sessions new or changed", validated["vbr_host"], len(rows), len(history))
     return rows
 
@@ -331,8 +384,16 @@ def _verdicts(analysis: dict[str, Any] | None) -> pd.DataFrame | None:
     return None if analysis is None else payload.from_columns(analysis["session_anomalies"], ANOMALY_KINDS)
 
 
-def _with_verdicts(vbr_host: str, sessions: pd.DataFrame, anomalies: pd.DataFrame | None) -> pd.DataFrame:
-    if anomalies is not None:
+def _with_verdicts(
+    vbr_host: str, sessions: pd.DataFrame, anomalies: pd.DataFrame | None, *, aligned: bool = False
+) -> pd.DataFrame:
+    if anomalies is not None and aligned:
+        # joined on the row numbers, once each verdict is checked to be its row's session
+        at = sessions.index.get_indexer(anomalies.index) if anomalies.index.is_unique else np.array([-1])
+        if (at < 0).any() or not (anomalies["session_id"].to_numpy() == sessions["session_id"].to_numpy()[at]).all():
+            raise ValueError(f"{vbr_host}: the anomaly verdicts are not indexed by their sessions' rows")
+        sessions = sessions.join(anomalies[list(VERDICT_COLUMNS)])
+    elif anomalies is not None:
         # one row per session on both sides, checked by hashing: merge(validate="one_to_one")
         # sorts both key columns to check it (2 of the 2.4 s this step took at 200,000 sessions)
         for side, frame in (("window", sessions), ("anomaly verdicts", anomalies)):
@@ -414,24 +475,26 @@ def load(
     return {"vbr_host": validated["vbr_host"], "analysis_date": validated["analysis_date"], **counts}
 
 
-def _new_or_changed(history: pd.DataFrame, stored: pd.DataFrame, reported: list[str]) -> pd.DataFrame:
+def _new_or_changed(history: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     """The history rows worth sending: the server's, and stored ones whose results changed.
 
-    A stored session the server did not report has its record from the history itself, so
-    only its :data:`~veeam_efficiency.history_reads.RESULT_COLUMNS` can differ (compared as
-    ``write_run`` does: of a drifting one, only whether it is null). Leaving the rest out
-    spares a daily run staging the month for the database to find it unchanged;
-    ``write_run`` still compares what is sent.
+    A stored session the server did not report has its record from the history itself (its
+    row of ``stored``: :data:`STORED_ROW`), so only its
+    :data:`~veeam_efficiency.history_reads.RESULT_COLUMNS` can differ (compared as ``write_run``
+    does: of a drifting one, only whether it is null). Leaving the rest out spares a daily run
+    staging the month for the database to find it unchanged; ``write_run`` still compares what is sent.
     """
-    before = stored.drop_duplicates("session_id").set_index("session_id")
-    if before.empty:
-        return history
-    at = before.index.get_indexer(history["session_id"])
-    send = (at < 0) | history["session_id"].isin(reported).to_numpy()
+    at = history[STORED_ROW].to_numpy()
+    send = at < 0
+    taken = np.where(send, 0, at)
     for column in RESULT_COLUMNS:
-        now, then = history[column.name], before[column.name].take(at).set_axis(history.index)
+        if stored.empty:
+            break
+        now, then = history[column.name].to_numpy(), stored[column.name].to_numpy()[taken]
+        now_null, then_null = pd.isna(now), pd.isna(then)
         if column.name in HISTORY_TABLE.drifting:
-            send |= (now.isna() != then.isna()).to_numpy()
+            send |= now_null != then_null
         else:
-            send |= ~((now == then) | (now.isna() & then.isna())).to_numpy()
+            with np.errstate(invalid="ignore"):
+                send |= ~((now == then) | (now_null & then_null))
     return history[send]

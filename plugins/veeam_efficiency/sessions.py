@@ -44,7 +44,6 @@ class WindowSessions:
     sessions_collected: int  # what the server answered (all of it, the window's or not)
     duplicates_dropped: int
     excluded: dict[str, int] = field(default_factory=dict)
-    sessions_from_history: int = 0  # stored sessions of the window the server did not answer with
 
     @property
     def scorable(self) -> pd.DataFrame:
@@ -89,15 +88,14 @@ def window_sessions(
     settings: AnalysisSettings,
     *,
     frame: pd.DataFrame | None = None,
-    from_history: int = 0,
 ) -> WindowSessions:
     """Keep the sessions created in ``[window_start, window_end)`` and say which can be scored.
 
-    ``frame``: the sessions, when not the document's own (an incremental collection's, of
-    which the last ``from_history`` rows were read from the session history).
+    ``frame``: the sessions, when not the document's own (those of several documents: an
+    incremental collection's intervals).
     """
     frame = sessions_frame(document["sessions"]) if frame is None else frame
-    collected = len(frame) - from_history
+    collected = len(frame)
     frame, duplicates = window_table(frame, window_start, window_end, settings)
     counts = frame["excluded_reason"].value_counts()
     excluded = {reason: int(counts.get(reason, 0)) for reason in EXCLUSION_REASONS}
@@ -109,7 +107,6 @@ def window_sessions(
         window_end=window_end,
         frame=frame,
         sessions_collected=collected,
-        sessions_from_history=from_history,
         duplicates_dropped=duplicates,
         excluded=excluded,
     )
@@ -209,21 +206,55 @@ def exclusion_reasons(frame: pd.DataFrame, settings: AnalysisSettings) -> pd.Ser
     return pd.Series(reasons, index=frame.index, dtype=object).replace("", np.nan)
 
 
-def job_sufficiency(scorable: pd.DataFrame, all_sessions: pd.DataFrame, min_sessions: int) -> pd.DataFrame:
-    """Per job: scorable sessions found against the ``min_sessions`` needed.
+# A job tally (:func:`job_tally`): per job, the sessions, the scorable ones and those excluded by each
+# reason (counts, which add up over disjoint sets of sessions), and its newest session.
+TALLY_COUNTS = ("sessions", "found", *EXCLUSION_REASONS)
+TALLY_NEWEST = ("newest_created", "newest_session_id", "job_name")
+
+
+def job_tally(window: pd.DataFrame) -> pd.DataFrame:
+    """Per job of a window table (:func:`window_table`): :data:`TALLY_COUNTS` and :data:`TALLY_NEWEST`.
+
+    Tallies of disjoint sessions combine (:func:`combined_tallies`), so the window's stored
+    sessions can be counted where they are (``history_reads.stored_tally``) instead of read.
+    """
+    codes, job_ids = job_codes(window["job_id"])
+    jobs = len(job_ids)
+    reasons = window["excluded_reason"]
+    tally = pd.DataFrame({"job_id": job_ids.to_numpy(), "sessions": np.bincount(codes, minlength=jobs)})
+    tally["found"] = np.bincount(codes[reasons.isna().to_numpy()], minlength=jobs)
+    for reason in EXCLUSION_REASONS:
+        tally[reason] = np.bincount(codes[reasons.eq(reason).to_numpy()], minlength=jobs)
+    order = chronological_order(_ticks(window["creation_time"]), window["session_id"].to_numpy())
+    _, last_of_job = np.unique(codes[order][::-1], return_index=True)  # each job's last in time
+    newest = window.iloc[order[::-1][last_of_job]].reset_index(drop=True)
+    tally["newest_created"] = newest["creation_time"]
+    tally["newest_session_id"] = newest["session_id"]
+    tally["job_name"] = newest["job_name"]
+    return tally
+
+
+def combined_tallies(*tallies: pd.DataFrame) -> pd.DataFrame:
+    """The tally of the sessions of ``tallies`` together (each a tally of sessions none of the others holds)."""
+    both = pd.concat(tallies, ignore_index=True)
+    counts = both.groupby("job_id", sort=True)[list(TALLY_COUNTS)].sum()
+    order = chronological_order(_ticks(both["newest_created"]), both["newest_session_id"].to_numpy())
+    newest = both.take(order).drop_duplicates("job_id", keep="last").set_index("job_id")[list(TALLY_NEWEST)]
+    return counts.join(newest).reset_index()
+
+
+def job_sufficiency(tally: pd.DataFrame, min_sessions: int) -> pd.DataFrame:
+    """Per job of a :func:`job_tally`: scorable sessions found against the ``min_sessions`` needed.
 
     Jobs with sessions in the window but none scorable are listed too (found 0), so a
-    job whose every session failed is reported rather than silently absent.
+    job whose every session failed is reported rather than silently absent. The newest
+    session's name is the job's: a renamed job keeps its job_id.
     """
-    names = latest_job_names(all_sessions)
-    positions = names.index.get_indexer(scorable["job_id"])
-    found = np.bincount(positions[positions >= 0], minlength=len(names))
-    table = pd.DataFrame({"job_name": names})
-    table["found"] = found.astype(int)
+    table = tally.sort_values("job_id", ignore_index=True)[["job_id", "job_name", "found"]]
+    table["found"] = table["found"].astype(int)
     table["needed"] = min_sessions
     table["qualifies"] = table["found"] >= min_sessions
-    table.index.name = "job_id"
-    return table.reset_index()
+    return table
 
 
 def job_codes(job_ids: pd.Series) -> tuple[np.ndarray, pd.Index]:

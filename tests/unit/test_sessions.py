@@ -16,6 +16,7 @@ from veeam_efficiency.sessions import (
     add_factors,
     chronological_order,
     job_sufficiency,
+    job_tally,
     latest_job_names,
     sessions_frame,
     window_sessions,
@@ -182,7 +183,7 @@ def test_job_sufficiency_lists_every_job_with_found_vs_needed() -> None:
     sessions += [_session("b-failed", _at(4), job_id="B", job_name="Job B", result="Failed")]
     sessions += [_session(f"c{i}", _at(i), job_id="C", job_name="Job C", result="Failed") for i in range(4)]
     result = _window(sessions)
-    table = job_sufficiency(result.scorable, result.frame, min_sessions=4).set_index("job_id")
+    table = job_sufficiency(job_tally(result.frame), min_sessions=4).set_index("job_id")
     assert list(table.index) == ["A", "B", "C"]
     assert table["found"].tolist() == [5, 3, 0]  # C: every session failed, still listed
     assert table["needed"].tolist() == [4, 4, 4]
@@ -192,9 +193,9 @@ def test_job_sufficiency_lists_every_job_with_found_vs_needed() -> None:
 
 def test_job_sufficiency_at_exactly_min_sessions_qualifies() -> None:
     result = _window([_session(f"a{i}", _at(i)) for i in range(4)])
-    table = job_sufficiency(result.scorable, result.frame, min_sessions=4)
+    table = job_sufficiency(job_tally(result.frame), min_sessions=4)
     assert table["qualifies"].tolist() == [True]
-    assert job_sufficiency(result.scorable, result.frame, min_sessions=5)["qualifies"].tolist() == [False]
+    assert job_sufficiency(job_tally(result.frame), min_sessions=5)["qualifies"].tolist() == [False]
 
 
 def test_renamed_job_shows_its_newest_name() -> None:
@@ -209,7 +210,8 @@ def test_renamed_job_shows_its_newest_name() -> None:
     assert names.to_dict() == {"job-1": "SQL Daily (renamed)", "job-2": "Files"}
     # also when handed a table that is not in time order
     assert latest_job_names(result.frame.iloc[::-1]).to_dict() == names.to_dict()
-    table = job_sufficiency(result.scorable, result.frame, min_sessions=4)
+    assert job_tally(result.frame.iloc[::-1]).equals(job_tally(result.frame))
+    table = job_sufficiency(job_tally(result.frame), min_sessions=4)
     assert table.set_index("job_id").loc["job-1", "job_name"] == "SQL Daily (renamed)"
 
 

@@ -16,7 +16,7 @@ from veeam_efficiency import pipeline
 from veeam_efficiency.columnar import parse_document_columns
 from veeam_efficiency.history_reads import RESULT_COLUMNS
 from veeam_efficiency.payload import column, column_lists, from_columns, records
-from veeam_efficiency.sessions import sessions_frame
+from veeam_efficiency.sessions import job_tally, sessions_frame, window_table
 from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.tables import HISTORY_TABLE
 from veeam_efficiency.window import AnalysisWindow
@@ -151,3 +151,35 @@ def test_a_session_with_two_verdicts_is_refused(server: dict[str, Any]) -> None:
     twice = {name: [*values, values[0]] for name, values in column_lists(analysis["session_anomalies"]).items()}
     with pytest.raises(ValueError, match="a session_id repeats in the anomaly verdicts"):
         pipeline.history_table(full, analysis | {"session_anomalies": twice})
+
+
+def test_validate_counts_the_stored_rest_from_its_tally_and_reads_it_only_when_a_session_repeats(
+    server: dict[str, Any],
+) -> None:
+    collected, stored = _incremental(server)
+    stored = stored.drop_duplicates("session_id", ignore_index=True)  # the synthetic server repeats sessions
+    by_rows = pipeline.validate(collected, WINDOW, SETTINGS, _reader(stored))
+    asked: list[Any] = []
+
+    def tally(vbr_host: str, start: datetime, end: datetime, reported: Any, settings: AnalysisSettings) -> Any:
+        asked.append((vbr_host, start, end, settings))
+        rest, repeats = window_table(stored[~stored["session_id"].isin(reported)], start, end, settings)
+        assert not repeats
+        return job_tally(rest), len(asked) - 1  # the second time: as if a session were stored twice
+
+    assert pipeline.validate(collected, WINDOW, SETTINGS, tally_stored=tally) == by_rows  # no rows read
+    assert asked == [("vbr01.example.test", WINDOW.start, WINDOW.end, SETTINGS)]
+    with pytest.raises(ValueError, match="pass read_stored"):
+        pipeline.validate(collected, WINDOW, SETTINGS, tally_stored=tally)
+    assert pipeline.validate(collected, WINDOW, SETTINGS, _reader(stored), tally_stored=tally) == by_rows
+
+
+def test_verdicts_joined_by_row_must_be_those_of_their_rows_sessions(server: dict[str, Any]) -> None:
+    """analyze joins score_window's verdicts by row number (no session_id lookup): a verdict on another row is refused."""
+    full = pipeline.validate(json.dumps(server), WINDOW, SETTINGS)
+    sessions = pipeline.window_frame(full)
+    verdicts = sessions[["session_id"]].assign(is_anomaly=True, anomaly_score=1.0, anomaly_reason="x").iloc[::2]
+    rows = pipeline.history_rows(full, verdicts, sessions, aligned=True)
+    assert rows["is_anomaly"].tolist() == [index % 2 == 0 for index in range(len(sessions))]
+    with pytest.raises(ValueError, match="the anomaly verdicts are not indexed by their sessions' rows"):
+        pipeline.history_rows(full, verdicts.set_axis(verdicts.index + 1), sessions, aligned=True)

@@ -57,7 +57,7 @@ def read_replay_file(path: str, root: Path | None = None, window: tuple[datetime
     return ascii_json(data if window is None else in_window(data, *window))  # as the script's output reaches validate
 
 
-class _Created(msgspec.Struct):
+class _Created(msgspec.Struct, gc=False):  # a million of them: not tracked by the garbage collector
     creation_time: str | None = None
 
 
