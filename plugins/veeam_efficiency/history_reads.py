@@ -19,6 +19,7 @@ from psycopg import sql
 
 from veeam_efficiency.collection_plan import Collected
 from veeam_efficiency.sessions import EXCLUSION_REASONS, TALLY_COUNTS, TALLY_NEWEST
+from veeam_efficiency.settings import AnalysisSettings
 from veeam_efficiency.tables import COLLECTION_LOG, HISTORY, HISTORY_TABLE, SCHEMA, SESSION_RECORD, Column
 
 # What a run derives and stores beside a session's record: factors, exclusion, anomaly verdict
@@ -90,7 +91,7 @@ def stored_sessions(conn: Any, vbr_host: str, start: datetime, end: datetime, *,
         value: sql.Composable = sql.Identifier(column.name)
         if column.kind == "time":
             value = sql.SQL("(extract(epoch FROM {c}) * 1000000)::bigint").format(c=value)
-        parse = object if column.name in SESSION_RECORD.key else _CSV_TYPES[column.kind]
+        parse = _CSV_TYPES[column.kind]
         if _flagged(column):
             selected.append(
                 (sql.SQL("coalesce({v}, {empty})").format(v=value, empty=_EMPTY[column.kind]), column.name, parse)
@@ -135,12 +136,12 @@ def stored_tally(
     start: datetime,
     end: datetime,
     reported: Sequence[str],
-    min_factor: float,
-    max_factor: float,
+    settings: AnalysisSettings,
 ) -> tuple[pd.DataFrame, int]:
     """The :func:`~veeam_efficiency.sessions.job_tally` of the host's stored sessions created in
-    ``[start, end)`` but those ``reported`` (by session_id), counted by PostgreSQL; and how many
-    of them repeat a session_id (the tally counts each row: exact only when none does).
+    ``[start, end)`` but those ``reported`` (by session_id), counted by PostgreSQL with the run's
+    ``settings``; and how many of them repeat a session_id (the tally counts each row: exact
+    only when none does).
 
     ``validate`` needs only these counts of the stored month, not its rows: counting 966,000
     stored sessions where they are took 2.2 s, reading and windowing them about 9 s.
@@ -175,7 +176,7 @@ def stored_tally(
     rows: list[Any] = []
     if _exists(conn, HISTORY):
         params = {"reported": list(reported), "host": vbr_host, "start": start, "end": end,
-                  "min_factor": float(min_factor), "max_factor": float(max_factor)}  # fmt: skip
+                  "min_factor": settings.min_factor, "max_factor": settings.max_factor}  # fmt: skip
         with conn.cursor() as cur:
             cur.execute(query, params)
             rows = cur.fetchall()
@@ -216,9 +217,8 @@ def _exclusion_reason() -> sql.Composable:
 
 # What stands in for a NULL before its flag column says it is one
 _EMPTY = {"text": sql.SQL("''"), "bool": sql.SQL("false"), "time": sql.SQL("0"), "int": sql.SQL("0")}
-# How each CSV field parses: a text as categories (but the session_id: each distinct text made once,
-# not per row), a flag ("t"/"f") as bool, the rest straight into its type
-_CSV_TYPES: dict[str, Any] = {"text": "category", "bool": bool, "int": np.int64, "time": np.int64, "float": np.float64}
+# How each CSV field parses: a text as text, a flag ("t"/"f") as bool, the rest straight into its type
+_CSV_TYPES: dict[str, Any] = {"text": object, "bool": bool, "int": np.int64, "time": np.int64, "float": np.float64}
 
 
 def _flagged(column: Column) -> bool:
@@ -270,8 +270,6 @@ def _typed(raw: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
         values = raw[column.name]
         if column.kind == "time":
             values = pd.Series(pd.to_datetime(values.to_numpy(np.int64), unit="us", utc=True), index=raw.index)
-        elif column.kind == "text":
-            values = values.astype(object)  # parsed as categories: each distinct text made once, not per row
         if _flagged(column):  # None for text and flags, NaT for times
             missing = raw[f"{column.name}__null"].to_numpy()
             values = (values if column.kind == "time" else values.astype(object)).where(~missing, None)

@@ -484,12 +484,12 @@ def _new_or_changed(history: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame
     does: of a drifting one, only whether it is null). Leaving the rest out spares a daily run
     staging the month for the database to find it unchanged; ``write_run`` still compares what is sent.
     """
+    if stored.empty:
+        return history
     at = history[STORED_ROW].to_numpy()
     send = at < 0
     taken = np.where(send, 0, at)
     for column in RESULT_COLUMNS:
-        if stored.empty:
-            break
         now, then = history[column.name].to_numpy(), stored[column.name].to_numpy()[taken]
         now_null, then_null = pd.isna(now), pd.isna(then)
         if column.name in HISTORY_TABLE.drifting:

@@ -51,20 +51,15 @@ def test_stored_sessions_are_rewritten_only_when_their_results_change(results_db
         read = partial(stored_sessions, conn)
 
         same = pipeline.validate(collected, WINDOW, DEFAULTS, read)
-        assert pipeline.validate(collected, WINDOW, DEFAULTS, tally_stored=partial(_tally, conn)) == same
+        assert pipeline.validate(collected, WINDOW, DEFAULTS, tally_stored=partial(stored_tally, conn)) == same
         assert pipeline.load(conn, same, _scored(same, DEFAULTS, read), settings=DEFAULTS)["history_rows"] == 0
 
         for settings in (STRICT, UNSCORED):  # then Params that change stored sessions' results
             again = pipeline.validate(collected, WINDOW, settings, read)
-            assert pipeline.validate(collected, WINDOW, settings, tally_stored=partial(_tally, conn)) == again
+            assert pipeline.validate(collected, WINDOW, settings, tally_stored=partial(stored_tally, conn)) == again
             written = pipeline.load(conn, again, _scored(again, settings, read), settings=settings)["history_rows"]
             assert written > len(new)  # stored sessions whose results changed were written too
             assert conn.execute(RESULTS).fetchall() == _full_collection(server, settings)
-
-
-def _tally(conn: Any, vbr_host: str, start: Any, end: Any, reported: Any, settings: AnalysisSettings) -> Any:
-    """What the DAG's validate counts the stored rest with (airflow.history.stored_history)."""
-    return stored_tally(conn, vbr_host, start, end, reported, settings.min_factor, settings.max_factor)
 
 
 def _full_collection(server: dict[str, Any], settings: AnalysisSettings) -> list[tuple[Any, ...]]:

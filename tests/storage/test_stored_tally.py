@@ -104,39 +104,28 @@ def test_the_tally_of_the_stored_rest_is_what_pandas_counts_from_its_rows(
     bounds: tuple[float, float],
 ) -> None:
     with _connect(results_db) as conn:
-        _check(conn, sessions, moved, elsewhere, reported, bounds)
+        conn.execute("TRUNCATE feature3.storage_efficiency_history")
+        for rows in (_stored([*sessions, *moved], HOST), _stored(elsewhere, "vbr02.example.test")):
+            columns = sql.SQL(", ").join(map(sql.Identifier, rows.columns))
+            with (
+                conn.cursor() as cur,
+                cur.copy(sql.SQL("COPY feature3.storage_efficiency_history ({}) FROM STDIN").format(columns)) as copy,
+            ):
+                for row in rows.astype(object).where(rows.notna(), None).itertuples(index=False):
+                    copy.write_row(row)
+        conn.commit()
+        low, high = bounds
+        analysis = AnalysisSettings(min_factor=low, max_factor=high)
 
+        tally, repeats = stored_tally(conn, HOST, START, END, sorted(reported), analysis)
 
-def _check(
-    conn: psycopg.Connection[Any],
-    sessions: list[dict[str, Any]],
-    moved: list[dict[str, Any]],
-    elsewhere: list[dict[str, Any]],
-    reported: set[str],
-    bounds: tuple[float, float],
-) -> None:
-    conn.execute("TRUNCATE feature3.storage_efficiency_history")
-    for rows in (_stored([*sessions, *moved], HOST), _stored(elsewhere, "vbr02.example.test")):
-        columns = sql.SQL(", ").join(map(sql.Identifier, rows.columns))
-        with (
-            conn.cursor() as cur,
-            cur.copy(sql.SQL("COPY feature3.storage_efficiency_history ({}) FROM STDIN").format(columns)) as copy,
-        ):
-            for row in rows.astype(object).where(rows.notna(), None).itertuples(index=False):
-                copy.write_row(row)
-    conn.commit()
-    low, high = bounds
-    analysis = AnalysisSettings(min_factor=low, max_factor=high)
-
-    tally, repeats = stored_tally(conn, HOST, START, END, sorted(reported), low, high)
-
-    rows = stored_sessions(conn, HOST, START, END)
-    rest, duplicates = window_table(rows[~rows["session_id"].isin(reported)], START, END, analysis)
-    assert repeats == duplicates
-    if not repeats:  # a session stored twice is counted from its rows (pipeline.validate)
-        expected = job_tally(rest)
-        pd.testing.assert_frame_equal(tally, expected, check_dtype=False)
-        assert int(tally["sessions"].sum()) == len(rest)
+        rows = stored_sessions(conn, HOST, START, END)
+        rest, duplicates = window_table(rows[~rows["session_id"].isin(reported)], START, END, analysis)
+        assert repeats == duplicates
+        if not repeats:  # a session stored twice is counted from its rows (pipeline.validate)
+            expected = job_tally(rest)
+            pd.testing.assert_frame_equal(tally, expected, check_dtype=False)
+            assert int(tally["sessions"].sum()) == len(rest)
 
 
 @given(sessions=st.lists(session, max_size=30, unique_by=lambda item: item["session_id"]), split=st.integers(0, 30))

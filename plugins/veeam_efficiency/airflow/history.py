@@ -46,7 +46,7 @@ def stored_history(postgres_conn_id: str) -> Iterator[StoredHistory]:
     def tally(
         vbr_host: str, start: datetime, end: datetime, reported: Sequence[str], settings: AnalysisSettings
     ) -> tuple[pd.DataFrame, int]:
-        return stored_tally(connection(), vbr_host, start, end, reported, settings.min_factor, settings.max_factor)
+        return stored_tally(connection(), vbr_host, start, end, reported, settings)
 
     try:
         yield StoredHistory(read, tally)
