@@ -107,6 +107,10 @@ def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = 
             rows = conn.execute(
                 "SELECT task_id, key, map_index, value::text FROM xcom ORDER BY task_id, key"
             ).fetchall()
+            rendered = conn.execute(
+                "SELECT task_id, map_index, rendered_fields::text FROM rendered_task_instance_fields WHERE dag_id = %s",
+                (DAG_ID,),
+            ).fetchall()
         references = [row[3] for row in rows]
         with psycopg.connect(results_dsn) as conn:
             history_rows = conn.execute("SELECT count(*) FROM feature3.storage_efficiency_history").fetchone()
@@ -129,6 +133,8 @@ def run_payload(sessions: int, jobs: int, home: Path, *, object_storage: bool = 
             "xcom_references": references,
             "xcom_keys": [f"{task}[{index}] {key}" for task, key, index, _ in rows],
             "xcom_root": f"file://{home / 'xcom'}",
+            # what each task's arguments became for the UI's Rendered Template view (Airflow truncates long ones)
+            "rendered_fields": {f"{task}[{index}]" if index >= 0 else task: text for task, index, text in rendered},
         }
     finally:
         drop_database(results)

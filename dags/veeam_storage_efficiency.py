@@ -60,8 +60,8 @@ from veeam_efficiency.settings import (
 GROUP = "score_vbr_host"
 log = logging.getLogger(__name__)
 PARAMS = {**param_specs(CollectionSettings), **param_specs(AnalysisSettings), **param_specs(AlertSettings)}
-# What collect..optimize return can be 100 MB on a large server: one XCom each (a dict
-# return would also push every key) and never echoed into the task log.
+# collect..optimize hand on what can be 100s of MB on a large server under XCom keys of their own
+# and return a receipt (veeam_efficiency.airflow.handoff): one XCom, never echoed into the task log.
 LARGE_RESULT: dict[str, Any] = {"multiple_outputs": False, "show_return_value_in_logs": False}
 COLLECTOR_POOL = collector_pool()
 POOL_GRACE_S = pool_grace_seconds()  # how long collections may wait with no sign of the pool
@@ -145,12 +145,15 @@ def veeam_storage_efficiency() -> None:
     ) -> dict[str, Any]:
         """Ask one VBR server for what the history lacks of the run's window (`collection_mode`), one collection per server at a time."""
         from veeam_efficiency.airflow.collect import collect_window, one_collection_at_a_time
+        from veeam_efficiency.airflow.handoff import PAYLOAD, hand_on
 
         get_current_context()["vbr_host"] = target["vbr_host"] or "connection host"  # type: ignore[typeddict-unknown-key]
         with fail_or_retry():
             collection, _ = _settings(params)
             with one_collection_at_a_time(target, collection) as conn:
-                return collect_window(target, collection, _window(params, data_interval_end), conn)
+                collected = collect_window(target, collection, _window(params, data_interval_end), conn)
+        summary = {name: collected[name] for name in ("collection_target", "asked", "logged")}
+        return hand_on({PAYLOAD: collected}, **summary)
 
     @task(**LARGE_RESULT)
     def validate(
@@ -159,47 +162,59 @@ def veeam_storage_efficiency() -> None:
         """Check the collector contract and keep the window's sessions (the stored rest read from the history),
         each with why it can't be scored."""
         from veeam_efficiency import pipeline
+        from veeam_efficiency.airflow.handoff import PAYLOAD, hand_on, taken
         from veeam_efficiency.airflow.history import stored_history
 
         with fail_or_retry():  # a broken document fails at once; the history's read is retried
             collection, settings = _settings(params)
             with stored_history(collection.postgres_conn_id) as history:
                 window = _window(params, data_interval_end)
-                validated = pipeline.validate(collected, window, settings, history.read, tally_stored=history.tally)
-        get_current_context()["ti"].xcom_push("sufficiency", pipeline.part(validated, pipeline.SUFFICIENCY))
-        return validated
+                validated = pipeline.validate(
+                    taken(collected), window, settings, history.read, tally_stored=history.tally
+                )
+        sufficiency = pipeline.part(validated, pipeline.SUFFICIENCY)
+        return hand_on({PAYLOAD: validated, "sufficiency": sufficiency}, **pipeline.summary(validated))
 
     @task(retries=0)
-    def sufficient(sufficiency: dict[str, Any]) -> None:
+    def sufficient(validated: dict[str, Any]) -> None:
         """Skipped when no job has `min_sessions` scorable sessions: analyze and optimize skip with it, load still runs."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from veeam_efficiency.airflow.handoff import taken
         from veeam_efficiency.pipeline import has_qualifying_jobs
 
-        if not has_qualifying_jobs(sufficiency):
+        if not has_qualifying_jobs(taken(validated, "sufficiency")):  # the job counts, not the window
             raise AirflowSkipException("no job has enough scorable sessions in the window")
 
     @task(**LARGE_RESULT)
     def analyze(validated: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Score each qualifying job: the five component scores, overall, grade, trend, anomalies
-        (the scorecards under the XCom key `scorecards`, each session's anomaly verdict as the result)."""
+        (the scorecards under the XCom key `scorecards`, each session's anomaly verdict under `payload`)."""
         from veeam_efficiency import pipeline
+        from veeam_efficiency.airflow.handoff import PAYLOAD, hand_on, taken
         from veeam_efficiency.airflow.history import stored_history
 
         with fail_or_retry():
             collection, settings = _settings(params)
             with stored_history(collection.postgres_conn_id) as history:
-                analysis = pipeline.analyze(validated, settings, history.read)
-        get_current_context()["ti"].xcom_push("scorecards", pipeline.part(analysis, pipeline.SCORECARDS))
-        return pipeline.part(analysis, pipeline.VERDICTS)
+                analysis = pipeline.analyze(taken(validated), settings, history.read)
+        return hand_on(
+            {
+                PAYLOAD: pipeline.part(analysis, pipeline.VERDICTS),
+                "scorecards": pipeline.part(analysis, pipeline.SCORECARDS),
+            },
+            **pipeline.summary(analysis),
+        )
 
     @task(retries=0, **LARGE_RESULT)
-    def optimize(scorecards: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def optimize(analysis: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Add the storage and money each job wastes against the target dedup and compression."""
         from veeam_efficiency import pipeline
+        from veeam_efficiency.airflow.handoff import PAYLOAD, hand_on, taken
 
         with fail_or_retry():
-            return pipeline.optimize(scorecards, _settings(params)[1])
+            optimized = pipeline.optimize(taken(analysis, "scorecards"), _settings(params)[1])
+        return hand_on({PAYLOAD: optimized}, **pipeline.summary(optimized))
 
     @task(trigger_rule="none_failed", multiple_outputs=False)
     def load(
@@ -213,12 +228,13 @@ def veeam_storage_efficiency() -> None:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         from veeam_efficiency import pipeline
+        from veeam_efficiency.airflow.handoff import taken
 
         with fail_or_retry():
             collection, settings = _settings(params)
             with PostgresHook(postgres_conn_id=collection.postgres_conn_id).get_conn() as conn:
-                scored = pipeline.scored(analysis, optimized)
-                return pipeline.load(conn, validated, scored, dag_run_id=run_id, settings=settings)
+                scored = pipeline.scored(taken(analysis), taken(optimized))
+                return pipeline.load(conn, taken(validated), scored, dag_run_id=run_id, settings=settings)
 
     @task(outlets=OUTLETS, multiple_outputs=False)
     def announce_loaded(loaded: Any, params: dict[str, Any] | None = None, outlet_events: Any = None) -> list[str]:
@@ -247,11 +263,11 @@ def veeam_storage_efficiency() -> None:
         # analyze and optimize after it, and load (none_failed) stores the history either way.
         # Not @task.branch: on Airflow 3.3.2 a branch inside a mapped task group does not skip its
         # mapped siblings (apache/airflow#67265; docs/branch-in-mapped-task-group.md).
-        # sufficient and optimize read small parts their upstream pushes under a key of its own
+        # Each step hands the next a receipt and pulls the payload it names (handoff).
         validated = validate(collect(target))
         analysis = analyze(validated)
-        sufficient(validated["sufficiency"]) >> analysis
-        return load(validated, analysis, optimize(analysis["scorecards"]))
+        sufficient(validated) >> analysis
+        return load(validated, analysis, optimize(analysis))
 
     hosts = list_vbr_hosts()
     scored = score_vbr_host.expand(target=hosts)

@@ -110,7 +110,8 @@ def job_context(
     window = sessions.assign(job_id=sessions["job_id"].astype(str))
     scorable = window[window["excluded_reason"].isna() & window["job_id"].isin(ids)]
     job_types = scorable.sort_values("creation_time", kind="stable").groupby("job_id")["job_type"].last()
-    frame = frame.join(expected_factors(scorable, job_settings, job_types, frame["compression_factor"]))
+    sizes = kind_sizes(scorable)  # once: grouping a million sessions by job and kind is most of it
+    frame = frame.join(expected_factors(sizes, job_settings, job_types, frame["compression_factor"]))
     if job_settings is not None:
         given = job_settings.drop_duplicates("job_id", keep="last").set_index(job_settings["job_id"].astype(str))
         given = given.reindex(ids)
@@ -118,7 +119,6 @@ def job_context(
         given = pd.DataFrame(index=ids)
     for name in SETTINGS_COLUMNS[2:]:
         frame[name] = given[name].astype(object) if name in given.columns else pd.Series(None, index=ids, dtype=object)
-    sizes = kind_sizes(scorable)
     increments = sizes.xs("Increment", level="kind")["stored"] if "Increment" in sizes.index.unique("kind") else None
     frame["increment_stored_bytes"] = increments.reindex(ids).fillna(0.0) if increments is not None else 0.0
     shifts = change_points(scorable)

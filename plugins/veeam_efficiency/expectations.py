@@ -77,14 +77,14 @@ def peer_expectations(sizes: pd.DataFrame, job_types: pd.Series) -> pd.DataFrame
 
 
 def expected_factors(
-    scorable: pd.DataFrame, job_settings: pd.DataFrame | None, job_types: pd.Series, actual_compression: pd.Series
+    sizes: pd.DataFrame, job_settings: pd.DataFrame | None, job_types: pd.Series, actual_compression: pd.Series
 ) -> pd.DataFrame:
     """Per job (index job_id): ``context_expected_dedup_factor`` and ``context_expected_compression_factor``.
 
-    ``job_settings``: one row per job with :data:`SETTINGS_COLUMNS` (None: no settings,
-    contract v1); ``actual_compression``: the job's compression factor (for incompressible data).
+    ``sizes``: :func:`kind_sizes` of the scored sessions; ``job_settings``: one row per job with
+    :data:`SETTINGS_COLUMNS` (None: no settings, contract v1); ``actual_compression``: the job's
+    compression factor (for incompressible data).
     """
-    sizes = kind_sizes(scorable)
     expected = peer_expectations(sizes, job_types)
     after_dedup = sizes["data"] / expected["dedup"]
     stored = after_dedup / expected["compression"]

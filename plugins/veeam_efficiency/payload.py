@@ -3,10 +3,11 @@
 NaN and timestamps never travel as such (``None``, ISO text); the column kinds of the
 registry (:mod:`veeam_efficiency.tables`, ``Table.kinds``) say how each column comes back.
 
-A table travels as strings, not lists of values: Airflow walks every value of a task's
-arguments in Python several times (XCom (de)serialisation, the task's rendered fields, secret
-masking), which for a million sessions, or ten thousand scorecards, took longer than the
-analysis. A string it passes whole, and the XCom value around it is strict JSON.
+A table travels as strings, not lists of values: Airflow walks every value of an XCom in
+Python (serialisation and deserialisation; when tables were still tasks' arguments, their
+rendered fields and secret masking too), which for a million sessions, or ten thousand
+scorecards, took longer than the analysis. A string it passes whole, and the XCom value around
+it is strict JSON.
 """
 
 from __future__ import annotations

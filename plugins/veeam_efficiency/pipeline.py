@@ -87,6 +87,10 @@ HISTORY_ROW_KINDS: dict[str, str] = SESSION_KINDS | {name: ANOMALY_KINDS[name] f
 SUFFICIENCY = ("vbr_host", "qualifying_job_ids", "insufficient_jobs")
 SCORECARDS = ("vbr_host", "analysis_date", "scorecards")
 VERDICTS = ("vbr_host", "analysis_date", "session_anomalies", "history")
+SUMMARY = (
+    "vbr_host", "analysis_date", "window_start", "window_end", "sessions_collected", "sessions_from_history",
+    "sessions_in_window", "duplicates_dropped", "excluded",
+)  # fmt: skip
 # a job's settings as validate hands them on: the load adds the host and day
 JOB_SETTINGS_KINDS: dict[str, str] = {
     name: kind for name, kind in JOB_SETTINGS_TABLE.kinds.items() if name not in ("vbr_host", "analysis_date")
@@ -272,6 +276,16 @@ def _distinct_in(sessions: pd.DataFrame, start: str, end: str) -> int:
 def part(step_result: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """The ``keys`` a step's result has of :data:`SUFFICIENCY`, :data:`SCORECARDS` or :data:`VERDICTS`."""
     return {key: step_result[key] for key in keys if key in step_result}
+
+
+def summary(step_result: dict[str, Any]) -> dict[str, Any]:
+    """What a person reads of a step's result where Airflow shows it (the receipt a task hands on:
+    :mod:`veeam_efficiency.airflow.handoff`): the host, the day and the counts, not the tables."""
+    out = {key: step_result[key] for key in SUMMARY if key in step_result}
+    for key, counted in (("qualifying_job_ids", "qualifying_jobs"), ("insufficient_jobs", "insufficient_jobs")):
+        if key in step_result:
+            out[counted] = len(step_result[key])
+    return out
 
 
 def has_qualifying_jobs(validated: dict[str, Any]) -> bool:

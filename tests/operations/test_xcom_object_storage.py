@@ -26,9 +26,14 @@ def test_large_xcoms_go_to_object_storage_and_the_metadata_db_keeps_references(t
     # scorecards (optimize) are objects under the path, each written once: no task also pushes its dict key by key
     written = sorted(Path(name).parent.name for name in figures["objects"])
     assert written == [f"score_vbr_host.{task}" for task in ("analyze", "analyze", "collect", "optimize", "validate")]
-    # return values, and the two small parts light tasks read instead of a whole payload (pipeline.part):
-    # no dict pushed key by key, no @task.branch's skipmixin_key
-    assert {key.split()[-1] for key in figures["xcom_keys"]} == {"return_value", "scorecards", "sufficiency"}
+    # receipts as return values, payloads under keys of their own, and the small part `sufficient` reads
+    # instead of a whole payload (pipeline.part): no dict pushed key by key, no @task.branch's skipmixin_key
+    assert {key.split()[-1] for key in figures["xcom_keys"]} == {"return_value", "payload", "scorecards", "sufficiency"}
+    # a task's arguments are receipts, not payloads: Airflow renders them whole (nothing to truncate),
+    # instead of scanning megabytes of JSON for secrets before each task (handoff)
+    rendered = figures["rendered_fields"]
+    assert {"score_vbr_host.validate[0]", "score_vbr_host.load[0]"} <= set(rendered), rendered.keys()
+    assert not [task for task, text in rendered.items() if "Truncated" in text or len(text) > 4_000], rendered
     assert figures["payload_bytes"] > figures["document_bytes"] > 2_000_000
     references = [value for value in figures["xcom_references"] if figures["xcom_root"] in value]
     assert len(references) == len(figures["objects"])
