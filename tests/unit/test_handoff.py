@@ -10,9 +10,11 @@ import pytest
 
 from veeam_efficiency.airflow.handoff import PAYLOAD, RECEIPT, payload_of, receipt
 
+EXPIRED = "file:///opt/airflow/xcom/veeam_storage_efficiency/run/score_vbr_host.validate/0b1c.zst"
 XCOMS = {
     ("score_vbr_host.validate", PAYLOAD, 2): {"sessions": "[...]"},
     ("score_vbr_host.validate", "sufficiency", 2): {},
+    ("score_vbr_host.validate", PAYLOAD, 4): EXPIRED,  # what the object-storage backend gives when the file is gone
 }
 
 
@@ -21,7 +23,7 @@ def pull(task_id: str, key: str, map_index: int) -> object:
 
 
 def test_a_receipt_carries_the_summary_and_finds_each_payload_of_its_task_and_map_index() -> None:
-    handed = receipt("score_vbr_host.validate", 2, {PAYLOAD: ..., "sufficiency": ...}, {"vbr_host": "vbr01"})
+    handed = receipt("score_vbr_host.validate", 2, {PAYLOAD: {}, "sufficiency": {}}, {"vbr_host": "vbr01"})
 
     assert handed == {
         "vbr_host": "vbr01",
@@ -32,13 +34,21 @@ def test_a_receipt_carries_the_summary_and_finds_each_payload_of_its_task_and_ma
 
 
 def test_a_key_not_handed_on_and_a_payload_that_is_gone_say_so() -> None:
-    handed = receipt("score_vbr_host.validate", 2, {PAYLOAD: ...}, {})
+    handed = receipt("score_vbr_host.validate", 2, {PAYLOAD: {}}, {})
     with pytest.raises(KeyError, match=r"score_vbr_host.validate handed on \['payload'\], not 'scorecards'"):
         payload_of(handed, "scorecards", pull)
 
-    other_host = receipt("score_vbr_host.validate", 3, {PAYLOAD: ...}, {})
+    other_host = receipt("score_vbr_host.validate", 3, {PAYLOAD: {}}, {})
     with pytest.raises(LookupError, match=r"'payload' score_vbr_host.validate\[3\] handed on is gone: clear that task"):
         payload_of(other_host, PAYLOAD, pull)
+    expired = receipt("score_vbr_host.validate", 4, {PAYLOAD: {}}, {})
+    with pytest.raises(LookupError, match=r"handed on is gone \(the XCom backend found nothing at 'file:///opt/"):
+        payload_of(expired, PAYLOAD, pull)
+
+
+def test_a_payload_is_a_json_object_so_a_missing_one_cannot_pass_for_it() -> None:
+    with pytest.raises(TypeError, match=r"collect: the payload 'payload' is a str, not a JSON object"):
+        receipt("collect", 0, {PAYLOAD: "{...}"}, {})
 
 
 def test_a_steps_summary_is_its_host_day_and_counts_not_its_tables() -> None:

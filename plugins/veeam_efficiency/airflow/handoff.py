@@ -49,7 +49,11 @@ def taken(handed: dict[str, Any] | None, key: str = PAYLOAD) -> Any:
 
 
 def receipt(task_id: str, map_index: int, payloads: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    """``summary`` and where the ``payloads`` a task pushed are."""
+    """``summary`` and where the ``payloads`` a task pushed are. Payloads are JSON objects, so that
+    one that is gone cannot pass for one (:func:`payload_of`)."""
+    for key, value in payloads.items():
+        if not isinstance(value, dict):
+            raise TypeError(f"{task_id}: the payload {key!r} is a {type(value).__name__}, not a JSON object")
     return {**summary, RECEIPT: {"task_id": task_id, "map_index": map_index, "keys": sorted(payloads)}}
 
 
@@ -59,9 +63,12 @@ def payload_of(handed: dict[str, Any], key: str, pull: Pull) -> Any:
     if key not in where["keys"]:
         raise KeyError(f"{where['task_id']} handed on {where['keys']}, not {key!r}")
     value = pull(where["task_id"], key, where["map_index"])
-    if value is None:  # its XComs were deleted (say, by hand), and the task that needs it cleared alone
+    # None: its XCom row was deleted; a string: the object-storage backend hands back the object's
+    # address when its file is gone (expired, say), instead of failing
+    if not isinstance(value, dict):
+        gone = "" if value is None else f" (the XCom backend found nothing at {str(value)[:200]!r})"
         raise LookupError(
-            f"the {key!r} {where['task_id']}[{where['map_index']}] handed on is gone: "
+            f"the {key!r} {where['task_id']}[{where['map_index']}] handed on is gone{gone}: "
             "clear that task too, so it runs again and hands it on"
         )
     return value
