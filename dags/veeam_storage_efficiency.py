@@ -61,8 +61,8 @@ GROUP = "score_vbr_host"
 log = logging.getLogger(__name__)
 PARAMS = {**param_specs(CollectionSettings), **param_specs(AnalysisSettings), **param_specs(AlertSettings)}
 # collect..optimize hand on what can be 100s of MB on a large server under XCom keys of their own
-# and return a receipt (veeam_efficiency.airflow.handoff): one XCom, never echoed into the task log.
-LARGE_RESULT: dict[str, Any] = {"multiple_outputs": False, "show_return_value_in_logs": False}
+# and return a receipt (veeam_efficiency.airflow.handoff): one XCom, which the task log shows.
+RECEIPT: dict[str, Any] = {"multiple_outputs": False}
 COLLECTOR_POOL = collector_pool()
 POOL_GRACE_S = pool_grace_seconds()  # how long collections may wait with no sign of the pool
 
@@ -139,7 +139,7 @@ def veeam_storage_efficiency() -> None:
             collection, _ = _settings(params)
             return collection_targets(collection)
 
-    @task(map_index_template="{{ vbr_host }}", pool=COLLECTOR_POOL, **LARGE_RESULT)
+    @task(map_index_template="{{ vbr_host }}", pool=COLLECTOR_POOL, **RECEIPT)
     def collect(
         target: dict[str, str], params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> dict[str, Any]:
@@ -155,7 +155,7 @@ def veeam_storage_efficiency() -> None:
         summary = {name: collected[name] for name in ("collection_target", "asked", "logged")}
         return hand_on({PAYLOAD: collected}, **summary)
 
-    @task(**LARGE_RESULT)
+    @task(**RECEIPT)
     def validate(
         collected: dict[str, Any], params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> dict[str, Any]:
@@ -186,7 +186,7 @@ def veeam_storage_efficiency() -> None:
         if not has_qualifying_jobs(taken(validated, "sufficiency")):  # the job counts, not the window
             raise AirflowSkipException("no job has enough scorable sessions in the window")
 
-    @task(**LARGE_RESULT)
+    @task(**RECEIPT)
     def analyze(validated: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Score each qualifying job: the five component scores, overall, grade, trend, anomalies
         (the scorecards under the XCom key `scorecards`, each session's anomaly verdict under `payload`)."""
@@ -206,7 +206,7 @@ def veeam_storage_efficiency() -> None:
             **pipeline.summary(analysis),
         )
 
-    @task(retries=0, **LARGE_RESULT)
+    @task(retries=0, **RECEIPT)
     def optimize(analysis: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Add the storage and money each job wastes against the target dedup and compression."""
         from veeam_efficiency import pipeline
