@@ -144,6 +144,7 @@ def veeam_storage_efficiency() -> None:
         target: dict[str, str], params: dict[str, Any] | None = None, data_interval_end: datetime | None = None
     ) -> dict[str, Any]:
         """Ask one VBR server for what the history lacks of the run's window (`collection_mode`), one collection per server at a time."""
+        from veeam_efficiency import pipeline
         from veeam_efficiency.airflow.collect import collect_window, one_collection_at_a_time
         from veeam_efficiency.airflow.handoff import PAYLOAD, hand_on
 
@@ -152,8 +153,7 @@ def veeam_storage_efficiency() -> None:
             collection, _ = _settings(params)
             with one_collection_at_a_time(target, collection) as conn:
                 collected = collect_window(target, collection, _window(params, data_interval_end), conn)
-        summary = {name: collected[name] for name in ("collection_target", "asked", "logged")}
-        return hand_on({PAYLOAD: collected}, **summary)
+        return hand_on({PAYLOAD: collected}, **pipeline.summary(collected))
 
     @task(**RECEIPT)
     def validate(

@@ -88,6 +88,7 @@ SUFFICIENCY = ("vbr_host", "qualifying_job_ids", "insufficient_jobs")
 SCORECARDS = ("vbr_host", "analysis_date", "scorecards")
 VERDICTS = ("vbr_host", "analysis_date", "session_anomalies", "history")
 SUMMARY = (
+    "collection_target", "asked", "logged",  # what collect asked
     "vbr_host", "analysis_date", "window_start", "window_end", "sessions_collected", "sessions_from_history",
     "sessions_in_window", "duplicates_dropped", "excluded",
 )  # fmt: skip
@@ -281,7 +282,7 @@ def part(step_result: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 def summary(step_result: dict[str, Any]) -> dict[str, Any]:
     """What a person reads of a step's result where Airflow shows it (the receipt a task hands on:
     :mod:`veeam_efficiency.airflow.handoff`): the host, the day and the counts, not the tables."""
-    out = {key: step_result[key] for key in SUMMARY if key in step_result}
+    out = part(step_result, SUMMARY)
     for key, counted in (("qualifying_job_ids", "qualifying_jobs"), ("insufficient_jobs", "insufficient_jobs")):
         if key in step_result:
             out[counted] = len(step_result[key])

@@ -64,6 +64,13 @@ def test_a_steps_summary_is_its_host_day_and_counts_not_its_tables() -> None:
         "vbr_host": "vbr01", "analysis_date": "2026-11-26", "sessions_in_window": 3, "excluded": {"failed": 1},
         "qualifying_jobs": 2, "insufficient_jobs": 1,
     }  # fmt: skip
+    collected = {
+        "collection_target": "vbr01",
+        "asked": [["2026-11-24", "2026-11-27"]],
+        "logged": True,
+        "documents": ["{}"],
+    }
+    assert summary(collected) == {"collection_target": "vbr01", "asked": [["2026-11-24", "2026-11-27"]], "logged": True}
     assert summary({"vbr_host": "vbr01", "analysis_date": "2026-11-26", "scorecards": "[...]"}) == {
         "vbr_host": "vbr01", "analysis_date": "2026-11-26",
     }  # fmt: skip

@@ -30,9 +30,10 @@ def hand_on(payloads: dict[str, Any], **summary: Any) -> dict[str, Any]:
     from airflow.sdk import get_current_context
 
     ti = get_current_context()["ti"]
+    handed = receipt(ti.task_id, -1 if ti.map_index is None else ti.map_index, payloads, summary)  # checks them first
     for key, value in payloads.items():
         ti.xcom_push(key, value)
-    return receipt(ti.task_id, -1 if ti.map_index is None else ti.map_index, payloads, summary)
+    return handed
 
 
 def taken(handed: dict[str, Any] | None, key: str = PAYLOAD) -> Any:
