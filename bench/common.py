@@ -105,11 +105,14 @@ def drop_database(name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def run_worker(module: str, args: list[str], env: dict[str, str] | None = None, timeout: int = 3600) -> Any:
-    """Run ``python -m bench.<module>`` in a fresh interpreter; its last stdout line is JSON."""
+def run_worker(
+    module: str, args: list[str], env: dict[str, str] | None = None, timeout: int = 3600, repo: Path = REPO
+) -> Any:
+    """Run ``python -m bench.<module>`` of ``repo`` (default this checkout) in a fresh interpreter; its
+    last stdout line is JSON."""
     result = subprocess.run(
         [sys.executable, "-m", f"bench.{module}", *args],
-        cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        cwd=repo, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(f"bench.{module} {args} failed ({result.returncode}):\n{result.stderr[-4000:]}")
